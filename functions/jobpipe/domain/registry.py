@@ -1,0 +1,167 @@
+"""Job types: one function and one decorator each.
+
+    class ResizeParams(BaseModel):
+        url: str
+        width: int
+
+    @job_type("resize", max_attempts=5, permanent=(ValueError,))
+    def resize(params: ResizeParams) -> dict: ...
+
+The params model is taken from the function's annotation. A job function may take a second
+parameter, a `JobContext`, to learn its job id and attempt number.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, ValidationError
+
+from jobpipe.domain.retry import Backoff
+from jobpipe.errors import (
+    ConfigurationError,
+    InvalidParamsError,
+    PermanentJobError,
+    TransientJobError,
+    UnknownJobTypeError,
+)
+
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_TIMEOUT_SECONDS = 30.0
+JOB_TYPE_NAME_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
+
+
+@dataclass(frozen=True)
+class JobContext:
+    job_id: str
+    attempt: int
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    backoff: Backoff = field(default_factory=Backoff)
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    permanent: tuple[type[BaseException], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_attempts <= 100:
+            raise ConfigurationError("max_attempts must be between 1 and 100")
+        if self.timeout <= 0:
+            raise ConfigurationError("timeout must be positive")
+
+    def is_permanent(self, error: BaseException) -> bool:
+        """Job code may say so itself (PermanentJobError/TransientJobError) or the type may list
+        exception classes that must not be retried; anything else is retried."""
+        if isinstance(error, PermanentJobError):
+            return True
+        if isinstance(error, TransientJobError):
+            return False
+        return isinstance(error, self.permanent)
+
+
+JobFunction = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class JobType:
+    name: str
+    params_model: type[BaseModel]
+    policy: RetryPolicy
+    function: JobFunction
+    wants_context: bool
+
+    def parse_params(self, raw: Any) -> BaseModel:
+        try:
+            return self.params_model.model_validate(raw)
+        except ValidationError as exc:
+            fields = [
+                {"loc": ".".join(["params", *(str(p) for p in err["loc"])]), "msg": err["msg"]}
+                for err in exc.errors(include_url=False, include_input=False)
+            ]
+            raise InvalidParamsError(f"invalid params for job type {self.name!r}", fields) from None
+
+    def run(self, params: BaseModel, context: JobContext) -> Any:
+        if self.wants_context:
+            return self.function(params, context)
+        return self.function(params)
+
+
+class Registry(Mapping[str, JobType]):
+    def __init__(self) -> None:
+        self._types: dict[str, JobType] = {}
+
+    def __getitem__(self, name: str) -> JobType:
+        return self._types[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._types)
+
+    def __len__(self) -> int:
+        return len(self._types)
+
+    def get_type(self, name: str) -> JobType:
+        """The job type called `name`, or an error that lists the known ones."""
+        try:
+            return self._types[name]
+        except KeyError:
+            raise UnknownJobTypeError(name, sorted(self._types)) from None
+
+    def add(self, job: JobType) -> None:
+        if job.name in self._types:
+            raise ConfigurationError(f"job type {job.name!r} is declared twice")
+        self._types[job.name] = job
+
+    def max_attempts(self) -> int:
+        """The largest max_attempts of any type (the queue's maxReceiveCount must exceed it)."""
+        return max((t.policy.max_attempts for t in self._types.values()), default=0)
+
+
+registry = Registry()
+
+
+def job_type(
+    name: str,
+    *,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    backoff: Backoff | None = None,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    permanent: tuple[type[BaseException], ...] = (),
+    into: Registry | None = None,
+) -> Callable[[JobFunction], JobFunction]:
+    """Declare a job type. See the module docstring."""
+    import re
+
+    if not re.fullmatch(JOB_TYPE_NAME_PATTERN, name):
+        raise ConfigurationError(f"job type name {name!r} must match {JOB_TYPE_NAME_PATTERN}")
+    policy = RetryPolicy(max_attempts, backoff or Backoff(), timeout, permanent)
+
+    def decorate(function: JobFunction) -> JobFunction:
+        parameters = list(inspect.signature(function).parameters)
+        if len(parameters) not in (1, 2):
+            raise ConfigurationError(
+                f"job function {function.__qualname__} must take (params) or (params, context)"
+            )
+        model = get_type_hints(function).get(parameters[0])
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise ConfigurationError(
+                f"the first parameter of {function.__qualname__} must be annotated "
+                "with a pydantic model"
+            )
+        (into if into is not None else registry).add(
+            JobType(name, model, policy, function, wants_context=len(parameters) == 2)
+        )
+        return function
+
+    return decorate
+
+
+def load_job_types() -> Registry:
+    """Import the package that declares the job types (once) and return the registry."""
+    import jobpipe.jobs  # noqa: F401  (declares the job types as a side effect)
+
+    return registry

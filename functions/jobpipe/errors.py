@@ -1,0 +1,105 @@
+"""One error hierarchy for jobpipe. HTTP status codes are assigned in `jobpipe.api.errors`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class JobError(Exception):
+    """Root of every error jobpipe raises on purpose."""
+
+
+# --- raised by job code ----------------------------------------------------------------------
+
+
+class PermanentJobError(JobError):
+    """A job failed in a way that retrying cannot fix: the job fails at once."""
+
+
+class TransientJobError(JobError):
+    """A job failed in a way that may pass on a later attempt: the job is retried with backoff."""
+
+
+# --- request and lookup errors ---------------------------------------------------------------
+
+
+class MalformedRequestError(JobError):
+    """The request body is not a JSON object."""
+
+
+class RequestTooLargeError(JobError):
+    """The request body is over the configured limit."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"request body is {size} bytes; the limit is {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class InvalidRequestError(JobError):
+    """The request is well-formed JSON but does not satisfy the contract (422)."""
+
+    def __init__(self, message: str, fields: Sequence[dict[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.fields = list(fields)
+
+
+class UnknownJobTypeError(InvalidRequestError):
+    def __init__(self, job_type: str, known: Sequence[str]) -> None:
+        super().__init__(
+            f"unknown job type {job_type!r}; known types: {', '.join(known) or '(none)'}",
+            [{"loc": "type", "msg": "unknown job type"}],
+        )
+        self.job_type = job_type
+        self.known = list(known)
+
+
+class InvalidParamsError(InvalidRequestError):
+    """The params do not satisfy the job type's model."""
+
+
+class InvalidJobIdError(JobError):
+    """A job id that is not a job id at all."""
+
+
+class JobNotFoundError(JobError):
+    """No such job (or not one the caller may see)."""
+
+
+class IdempotencyConflictError(JobError):
+    """An Idempotency-Key was reused with a different request body."""
+
+
+class ServiceUnavailableError(JobError):
+    """A dependency failed; the caller may retry (with the same Idempotency-Key)."""
+
+
+# --- internal --------------------------------------------------------------------------------
+
+
+class ConfigurationError(JobError):
+    """A setting is missing or invalid."""
+
+
+class IllegalTransitionError(JobError):
+    """A state transition was refused because the job is not in a state it may move from."""
+
+    def __init__(self, job_id: str, transition: str, current: str | None) -> None:
+        where = f"job is {current}" if current else "job does not exist"
+        super().__init__(f"{transition} refused for {job_id}: {where}")
+        self.job_id = job_id
+        self.transition = transition
+        self.current = current
+
+
+class PoisonMessageError(JobError):
+    """A queue message the worker can never process: it goes to the dead-letter queue."""
+
+
+class StoreError(JobError):
+    """The job store failed (throttled, unavailable)."""
+
+
+class QueueError(JobError):
+    """The queue failed (throttled, unavailable)."""

@@ -1,0 +1,66 @@
+"""The pipeline's shape: the numbers both the CDK stack and the local stack build from.
+
+This module is the single source of truth for queue, table and function settings. The CDK app
+(`infra/`) declares its resources from it, and `jobpipe local` creates the same queues and
+table on moto from it, so the local pipeline behaves like the deployed one. It is plain data:
+importing it costs nothing at a Lambda cold start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TableShape:
+    partition_key: str = "pk"
+    ttl_attribute: str = "expires_at"
+    # Owner-scoped listing without a scan: jobs of one caller, sorted by job id (time-sortable).
+    owner_index: str = "by_owner"
+    owner_index_partition_key: str = "owner"
+    owner_index_sort_key: str = "pk"
+
+
+@dataclass(frozen=True)
+class WorkerShape:
+    timeout_seconds: int = 60
+    memory_mb: int = 512
+    batch_size: int = 10
+    batching_window_seconds: int = 1
+    maximum_concurrency: int = 50
+
+
+@dataclass(frozen=True)
+class QueueShape:
+    # SQS/Lambda rule: visibility >= 6 x function timeout + batching window.
+    visibility_timeout_seconds: int = 6 * 60 + 1
+    # A safety net above every job type's max_attempts; throttles also consume receives.
+    max_receive_count: int = 10
+    retention_seconds: int = 4 * 24 * 3600
+    # Standard queues keep the original enqueue time on redrive: the DLQ must outlive the source.
+    dlq_retention_seconds: int = 14 * 24 * 3600
+    receive_wait_seconds: int = 20
+
+
+@dataclass(frozen=True)
+class ApiShape:
+    max_body_bytes: int = 256 * 1024
+    function_timeout_seconds: int = 10
+    function_memory_mb: int = 512
+    throttle_rate_limit: int = 100
+    throttle_burst_limit: int = 200
+
+
+@dataclass(frozen=True)
+class Topology:
+    table: TableShape = TableShape()
+    queue: QueueShape = QueueShape()
+    worker: WorkerShape = WorkerShape()
+    api: ApiShape = ApiShape()
+    retention_days: int = 30
+    log_retention_days: int = 30
+    service_name: str = "jobpipe"
+    metrics_namespace: str = "Jobpipe"
+
+
+TOPOLOGY = Topology()
