@@ -52,11 +52,45 @@ class ApiShape:
 
 
 @dataclass(frozen=True)
+class MetricNames:
+    """Metrics the functions emit (Powertools EMF, dimension `service`); alarms and the dashboard
+    read them by these names."""
+
+    submitted: str = "JobSubmitted"
+    succeeded: str = "JobSucceeded"
+    failed: str = "JobFailed"
+    retried: str = "JobRetried"
+    dead_lettered: str = "JobDeadLettered"
+    poison: str = "PoisonMessage"
+    duration: str = "JobDurationMs"
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """The AWS actions each function's code calls: the stack grants these and nothing more."""
+
+    submit_table: tuple[str, ...] = ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem")
+    submit_queue: tuple[str, ...] = ("sqs:SendMessage",)
+    status_table: tuple[str, ...] = ("dynamodb:GetItem",)
+    worker_table: tuple[str, ...] = ("dynamodb:UpdateItem", "dynamodb:GetItem")
+    # The event source mapping polls with the worker's role.
+    worker_queue: tuple[str, ...] = (
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+    )
+    worker_dlq: tuple[str, ...] = ("sqs:SendMessage",)
+
+
+@dataclass(frozen=True)
 class Topology:
     table: TableShape = TableShape()
     queue: QueueShape = QueueShape()
     worker: WorkerShape = WorkerShape()
     api: ApiShape = ApiShape()
+    metrics: MetricNames = MetricNames()
+    permissions: Permissions = Permissions()
     retention_days: int = 30
     log_retention_days: int = 30
     service_name: str = "jobpipe"
