@@ -85,16 +85,22 @@ class ConfigurationError(JobError):
 class IllegalTransitionError(JobError):
     """A state transition was refused because the job is not in a state it may move from."""
 
-    def __init__(self, job_id: str, transition: str, current: str | None) -> None:
+    def __init__(self, job_id: str, transition: str, current: str | None, job: Any = None) -> None:
         where = f"job is {current}" if current else "job does not exist"
         super().__init__(f"{transition} refused for {job_id}: {where}")
         self.job_id = job_id
         self.transition = transition
         self.current = current
+        # The job as it stood when the write was refused (a `Job`), when the store returned it.
+        self.job = job
 
 
 class PoisonMessageError(JobError):
     """A queue message the worker can never process: it goes to the dead-letter queue."""
+
+
+class AttemptsExhaustedError(JobError):
+    """A job's last attempt was cut off (its runner died): no attempts are left to start."""
 
 
 class StoreError(JobError):

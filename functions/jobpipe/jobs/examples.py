@@ -54,5 +54,7 @@ def fail(params: FailParams) -> None:
 def flaky(params: FlakyParams, context: JobContext) -> dict[str, Any]:
     """Raises a transient error on its first `fail_times` attempts, then succeeds."""
     if context.attempt <= params.fail_times:
-        raise TransientJobError(f"attempt {context.attempt} of {params.fail_times} planned failures")
+        raise TransientJobError(
+            f"attempt {context.attempt} of {params.fail_times} planned failures"
+        )
     return {"attempts": context.attempt}

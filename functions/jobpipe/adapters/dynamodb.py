@@ -1,0 +1,348 @@
+"""The job store on DynamoDB: one item per job, every transition one conditional write.
+
+The job item also carries the worker's idempotency record (see `jobpipe.worker.idempotency`), so
+a successful job costs two writes in the worker: its start and its outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from jobpipe.domain.job import ErrorInfo, Job
+from jobpipe.domain.states import (
+    ABANDON,
+    FAIL,
+    REPLAY,
+    RETRY,
+    START,
+    SUCCEED,
+    JobStatus,
+    Transition,
+)
+from jobpipe.errors import IllegalTransitionError, StoreError
+from jobpipe.ports import JobStore, KeyClaim
+from jobpipe.topology import TOPOLOGY
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+PK = TOPOLOGY.table.partition_key
+TTL = TOPOLOGY.table.ttl_attribute
+KEY_RETENTION_SECONDS = 24 * 3600
+
+Item = dict[str, Any]
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _status_values(transition: Transition) -> dict[str, dict[str, str]]:
+    return {f":from_{s.value}": _s(s.value) for s in sorted(transition.sources)}
+
+
+def _status_condition(transition: Transition) -> str:
+    names = ", ".join(f":from_{s.value}" for s in sorted(transition.sources))
+    return f"attribute_exists({PK}) AND #status IN ({names})"
+
+
+def job_to_item(job: Job) -> Item:
+    item: Item = {
+        PK: _s(job.job_id),
+        "type": _s(job.type),
+        "params": _s(json.dumps(job.params, separators=(",", ":"))),
+        "owner": _s(job.owner),
+        "status": _s(job.status.value),
+        "created_at": _n(job.created_at),
+        "updated_at": _n(job.updated_at),
+        TTL: _n(job.expires_at),
+        "max_attempts": _n(job.max_attempts),
+        "attempts": _n(job.attempts),
+        "payload_hash": _s(job.payload_hash),
+        "dead_lettered": {"BOOL": job.dead_lettered},
+        "replays": _n(job.replays),
+    }
+    return item
+
+
+def item_to_job(item: Item) -> Job:
+    def n(name: str) -> int | None:
+        value = item.get(name)
+        return int(value["N"]) if value else None
+
+    def s(name: str) -> str | None:
+        value = item.get(name)
+        return value["S"] if value else None
+
+    error_type = s("error_type")
+    result = s("result")
+    return Job(
+        job_id=item[PK]["S"],
+        type=item["type"]["S"],
+        params=json.loads(item["params"]["S"]),
+        owner=item["owner"]["S"],
+        status=JobStatus(item["status"]["S"]),
+        created_at=int(item["created_at"]["N"]),
+        updated_at=int(item["updated_at"]["N"]),
+        expires_at=int(item[TTL]["N"]),
+        max_attempts=int(item["max_attempts"]["N"]),
+        attempts=int(item["attempts"]["N"]),
+        payload_hash=item.get("payload_hash", {}).get("S", ""),
+        started_at=n("started_at"),
+        completed_at=n("completed_at"),
+        next_attempt_at=n("next_attempt_at"),
+        lease_expires_at=n("lease_expires_at"),
+        result=json.loads(result) if result is not None else None,
+        error=ErrorInfo(error_type, s("error_message") or "") if error_type else None,
+        dead_lettered=item.get("dead_lettered", {}).get("BOOL", False),
+        replays=n("replays") or 0,
+        prior_attempts=n("prior_attempts") or 0,
+    )
+
+
+class DynamoDBJobStore(JobStore):
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table_name
+        self._client_override = client
+
+    @property
+    def _client(self) -> DynamoDBClient:
+        if self._client_override is not None:
+            return self._client_override
+        from jobpipe.adapters import clients
+
+        return clients.dynamodb()
+
+    # --- plain reads and writes --------------------------------------------------------------
+
+    def create(self, job: Job) -> None:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=job_to_item(job),
+                ConditionExpression=f"attribute_not_exists({PK})",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            raise IllegalTransitionError(job.job_id, "create", "existing") from None
+        except Exception as exc:
+            raise _store_error("PutItem", exc) from exc
+
+    def get(self, job_id: str) -> Job | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._table, Key={PK: _s(job_id)}, ConsistentRead=True
+            )
+        except Exception as exc:
+            raise _store_error("GetItem", exc) from exc
+        item = response.get("Item")
+        if not item or "status" not in item:
+            return None
+        job = item_to_job(item)
+        # TTL deletion is lazy: an expired job may still be read; it is gone to callers.
+        return None if job.expires_at < time.time() else job
+
+    def delete_pending(self, job_id: str) -> bool:
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key={PK: _s(job_id)},
+                ConditionExpression="#status = :pending AND attempts = :zero",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":pending": _s(JobStatus.PENDING), ":zero": _n(0)},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        except Exception as exc:
+            raise _store_error("DeleteItem", exc) from exc
+        return True
+
+    def claim_key(
+        self, key_id: str, job_id: str, request_hash: str, now_ms: int
+    ) -> KeyClaim | None:
+        now_s = now_ms // 1000
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    PK: _s(key_id),
+                    "job_id": _s(job_id),
+                    "request_hash": _s(request_hash),
+                    "created_at": _n(now_ms),
+                    TTL: _n(now_s + KEY_RETENTION_SECONDS),
+                },
+                # An expired key (TTL deletion is lazy) may be claimed again.
+                ConditionExpression=f"attribute_not_exists({PK}) OR {TTL} < :now",
+                ExpressionAttributeValues={":now": _n(now_s)},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            old = exc.response.get("Item", {})
+            return KeyClaim(job_id=old["job_id"]["S"], request_hash=old["request_hash"]["S"])
+        except Exception as exc:
+            raise _store_error("PutItem", exc) from exc
+        return None
+
+    # --- transitions ---------------------------------------------------------------------------
+
+    def start(self, job_id: str, *, payload_hash: str, lease_expires_at: int, now_ms: int) -> Job:
+        condition = (
+            f"attribute_exists({PK}) AND payload_hash = :hash AND attempts < max_attempts AND "
+            "(#status IN (:from_pending, :from_retrying) OR "
+            "(#status = :running AND lease_expires_at < :now))"
+        )
+        return self._update(
+            job_id,
+            START,
+            update=(
+                "SET #status = :running, attempts = attempts + :one, started_at = :now, "
+                "updated_at = :now, lease_expires_at = :lease REMOVE next_attempt_at"
+            ),
+            condition=condition,
+            values={
+                **_status_values(START),
+                ":running": _s(JobStatus.RUNNING),
+                ":hash": _s(payload_hash),
+                ":one": _n(1),
+                ":now": _n(now_ms),
+                ":lease": _n(lease_expires_at),
+            },
+        )
+
+    def succeed(self, job_id: str, *, attempt: int, result: Any, now_ms: int) -> Job:
+        return self._update(
+            job_id,
+            SUCCEED,
+            update=(
+                "SET #status = :to, #result = :result, completed_at = :now, updated_at = :now "
+                "REMOVE lease_expires_at, next_attempt_at, error_type, error_message"
+            ),
+            condition=f"{_status_condition(SUCCEED)} AND attempts = :attempt",
+            values={
+                **_status_values(SUCCEED),
+                ":to": _s(SUCCEED.target),
+                ":result": _s(json.dumps(result, separators=(",", ":"))),
+                ":now": _n(now_ms),
+                ":attempt": _n(attempt),
+            },
+            names={"#result": "result"},
+        )
+
+    def retry(
+        self, job_id: str, *, attempt: int, error: ErrorInfo, next_attempt_at: int, now_ms: int
+    ) -> Job:
+        return self._update(
+            job_id,
+            RETRY,
+            update=(
+                "SET #status = :to, error_type = :etype, error_message = :emsg, "
+                "next_attempt_at = :next, updated_at = :now REMOVE lease_expires_at"
+            ),
+            condition=f"{_status_condition(RETRY)} AND attempts = :attempt",
+            values={
+                **_status_values(RETRY),
+                ":to": _s(RETRY.target),
+                ":etype": _s(error.type),
+                ":emsg": _s(error.message),
+                ":next": _n(next_attempt_at),
+                ":now": _n(now_ms),
+                ":attempt": _n(attempt),
+            },
+        )
+
+    def fail(
+        self,
+        job_id: str,
+        *,
+        attempt: int | None,
+        error: ErrorInfo,
+        dead_lettered: bool,
+        now_ms: int,
+    ) -> Job:
+        transition = FAIL if attempt is not None else ABANDON
+        condition = _status_condition(transition)
+        values = {
+            **_status_values(transition),
+            ":to": _s(transition.target),
+            ":etype": _s(error.type),
+            ":emsg": _s(error.message),
+            ":dl": {"BOOL": dead_lettered},
+            ":now": _n(now_ms),
+        }
+        if attempt is not None:
+            condition += " AND attempts = :attempt"
+            values[":attempt"] = _n(attempt)
+        return self._update(
+            job_id,
+            transition,
+            update=(
+                "SET #status = :to, error_type = :etype, error_message = :emsg, "
+                "dead_lettered = :dl, completed_at = :now, updated_at = :now "
+                "REMOVE lease_expires_at, next_attempt_at"
+            ),
+            condition=condition,
+            values=values,
+        )
+
+    def replay(self, job_id: str, *, now_ms: int) -> Job:
+        return self._update(
+            job_id,
+            REPLAY,
+            update=(
+                "SET #status = :to, prior_attempts = if_not_exists(prior_attempts, :zero) + "
+                "attempts, attempts = :zero, replays = if_not_exists(replays, :zero) + :one, "
+                "dead_lettered = :false, updated_at = :now "
+                "REMOVE error_type, error_message, completed_at, started_at, next_attempt_at, "
+                "lease_expires_at"
+            ),
+            condition=_status_condition(REPLAY),
+            values={
+                **_status_values(REPLAY),
+                ":to": _s(REPLAY.target),
+                ":zero": _n(0),
+                ":one": _n(1),
+                ":false": {"BOOL": False},
+                ":now": _n(now_ms),
+            },
+        )
+
+    def _update(
+        self,
+        job_id: str,
+        transition: Transition,
+        *,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> Job:
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={PK: _s(job_id)},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status", **(names or {})},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            old = exc.response.get("Item")
+            current = item_to_job(old) if old and "status" in old else None
+            raise IllegalTransitionError(
+                job_id, transition.name, current.status.value if current else None, current
+            ) from None
+        except Exception as exc:
+            raise _store_error("UpdateItem", exc) from exc
+        return item_to_job(response["Attributes"])
+
+
+def _store_error(operation: str, exc: Exception) -> StoreError:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+    return StoreError(f"DynamoDB {operation} failed: {code}")

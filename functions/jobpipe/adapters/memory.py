@@ -1,0 +1,227 @@
+"""In-memory fakes of the job store and the queue, for fast unit tests.
+
+They follow the DynamoDB and SQS adapters' contracts exactly; `tests/adapters` runs one set of
+contract tests against both, so the fakes cannot drift.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from jobpipe.domain.job import ErrorInfo, Job
+from jobpipe.domain.states import (
+    ABANDON,
+    FAIL,
+    REPLAY,
+    RETRY,
+    START,
+    SUCCEED,
+    JobStatus,
+    Transition,
+)
+from jobpipe.errors import IllegalTransitionError, QueueError
+from jobpipe.ports import JobStore, KeyClaim
+
+KEY_RETENTION_MS = 24 * 3600 * 1000
+
+
+class InMemoryJobStore(JobStore):
+    def __init__(self) -> None:
+        self.jobs: dict[str, Job] = {}
+        self.keys: dict[str, tuple[KeyClaim, int]] = {}
+        self.writes = 0
+        self._lock = threading.Lock()
+
+    def create(self, job: Job) -> None:
+        with self._lock:
+            self.writes += 1
+            if job.job_id in self.jobs:
+                raise IllegalTransitionError(job.job_id, "create", "existing")
+            self.jobs[job.job_id] = job
+
+    def get(self, job_id: str) -> Job | None:
+        job = self.jobs.get(job_id)
+        return None if job is None or job.expires_at < time.time() else job
+
+    def delete_pending(self, job_id: str) -> bool:
+        with self._lock:
+            self.writes += 1
+            job = self.jobs.get(job_id)
+            if job is None or job.status is not JobStatus.PENDING or job.attempts != 0:
+                return False
+            del self.jobs[job_id]
+            return True
+
+    def claim_key(
+        self, key_id: str, job_id: str, request_hash: str, now_ms: int
+    ) -> KeyClaim | None:
+        with self._lock:
+            self.writes += 1
+            existing = self.keys.get(key_id)
+            if existing is not None and existing[1] > now_ms:
+                return existing[0]
+            self.keys[key_id] = (KeyClaim(job_id, request_hash), now_ms + KEY_RETENTION_MS)
+            return None
+
+    def start(self, job_id: str, *, payload_hash: str, lease_expires_at: int, now_ms: int) -> Job:
+        def allowed(job: Job) -> bool:
+            if job.payload_hash != payload_hash or job.attempts >= job.max_attempts:
+                return False
+            if job.status in START.sources:
+                return True
+            return (
+                job.status is JobStatus.RUNNING
+                and job.lease_expires_at is not None
+                and job.lease_expires_at < now_ms
+            )
+
+        return self._apply(
+            job_id,
+            START,
+            allowed,
+            lambda job: replace(
+                job,
+                status=JobStatus.RUNNING,
+                attempts=job.attempts + 1,
+                started_at=now_ms,
+                updated_at=now_ms,
+                lease_expires_at=lease_expires_at,
+                next_attempt_at=None,
+            ),
+            check_sources=False,
+        )
+
+    def succeed(self, job_id: str, *, attempt: int, result: Any, now_ms: int) -> Job:
+        return self._apply(
+            job_id,
+            SUCCEED,
+            lambda job: job.attempts == attempt,
+            lambda job: replace(
+                job,
+                status=SUCCEED.target,
+                result=result,
+                completed_at=now_ms,
+                updated_at=now_ms,
+                lease_expires_at=None,
+                next_attempt_at=None,
+                error=None,
+            ),
+        )
+
+    def retry(
+        self, job_id: str, *, attempt: int, error: ErrorInfo, next_attempt_at: int, now_ms: int
+    ) -> Job:
+        return self._apply(
+            job_id,
+            RETRY,
+            lambda job: job.attempts == attempt,
+            lambda job: replace(
+                job,
+                status=RETRY.target,
+                error=error,
+                next_attempt_at=next_attempt_at,
+                updated_at=now_ms,
+                lease_expires_at=None,
+            ),
+        )
+
+    def fail(
+        self,
+        job_id: str,
+        *,
+        attempt: int | None,
+        error: ErrorInfo,
+        dead_lettered: bool,
+        now_ms: int,
+    ) -> Job:
+        return self._apply(
+            job_id,
+            FAIL if attempt is not None else ABANDON,
+            lambda job: attempt is None or job.attempts == attempt,
+            lambda job: replace(
+                job,
+                status=JobStatus.FAILED,
+                error=error,
+                dead_lettered=dead_lettered,
+                completed_at=now_ms,
+                updated_at=now_ms,
+                lease_expires_at=None,
+                next_attempt_at=None,
+            ),
+        )
+
+    def replay(self, job_id: str, *, now_ms: int) -> Job:
+        return self._apply(
+            job_id,
+            REPLAY,
+            lambda job: True,
+            lambda job: replace(
+                job,
+                status=REPLAY.target,
+                prior_attempts=job.prior_attempts + job.attempts,
+                attempts=0,
+                replays=job.replays + 1,
+                dead_lettered=False,
+                updated_at=now_ms,
+                error=None,
+                completed_at=None,
+                started_at=None,
+                next_attempt_at=None,
+                lease_expires_at=None,
+            ),
+        )
+
+    def _apply(
+        self,
+        job_id: str,
+        transition: Transition,
+        guard: Any,
+        change: Any,
+        *,
+        check_sources: bool = True,
+    ) -> Job:
+        with self._lock:
+            self.writes += 1
+            job = self.jobs.get(job_id)
+            if job is None:
+                raise IllegalTransitionError(job_id, transition.name, None)
+            if (check_sources and job.status not in transition.sources) or not guard(job):
+                raise IllegalTransitionError(job_id, transition.name, job.status.value, job)
+            new: Job = change(job)
+            self.jobs[job_id] = new
+            return new
+
+
+@dataclass
+class SentMessage:
+    message_id: str
+    body: str
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+class InMemoryJobQueue:
+    def __init__(self) -> None:
+        self.messages: list[SentMessage] = []
+        self.dead_letters: list[SentMessage] = []
+        self.visibility: dict[str, int] = {}
+        self.fail_sends = False
+        self._ids = itertools.count(1)
+
+    def send(self, body: str) -> str:
+        if self.fail_sends:
+            raise QueueError("SQS SendMessage failed: ServiceUnavailable")
+        message = SentMessage(f"m-{next(self._ids)}", body)
+        self.messages.append(message)
+        return message.message_id
+
+    def send_to_dlq(self, body: str, attributes: dict[str, str]) -> str:
+        message = SentMessage(f"d-{next(self._ids)}", body, dict(attributes))
+        self.dead_letters.append(message)
+        return message.message_id
+
+    def change_visibility(self, receipt_handle: str, seconds: int) -> None:
+        self.visibility[receipt_handle] = seconds

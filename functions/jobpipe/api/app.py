@@ -1,0 +1,233 @@
+"""The HTTP API as a Powertools resolver: routes, validation, OpenAPI, error mapping.
+
+Each Lambda (submit, status) builds a resolver with only its own route; `openapi_document`
+builds one with both to describe the whole API.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobpipe.api.errors import (
+    error_response,
+    internal_error_response,
+    json_response,
+    validation_error_response,
+)
+from jobpipe.api.identity import caller_of
+from jobpipe.errors import JobError, RequestTooLargeError
+from jobpipe.observability import logger
+from jobpipe.status.service import job_view
+from jobpipe.submit.service import MAX_IDEMPOTENCY_KEY_CHARS, SubmitRequest
+
+API_TITLE = "jobpipe"
+
+
+class SubmitJobBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1, max_length=64, description="A declared job type.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Parameters, validated by the job type's model."
+    )
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    message: str
+    fields: list[dict[str, str]] | None = None
+    known_types: list[str] | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class SubmittedBody(BaseModel):
+    job_id: str
+    type: str
+    status: str
+    created_at: str
+    poll_url: str
+
+
+class JobStatusBody(BaseModel):
+    job_id: str
+    type: str
+    status: str
+    attempts: int
+    max_attempts: int
+    created_at: str
+    started_at: str | None
+    completed_at: str | None
+    next_attempt_at: str | None
+    is_terminal: bool
+    dead_lettered: bool
+    replays: int
+    result: Any = None
+    error: dict[str, str] | None = None
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"model": ErrorBody}}}
+
+
+def submit_router() -> Router:
+    router = Router()
+
+    @router.post(
+        "/jobs",
+        summary="Submit a job",
+        description="Writes the job and queues it; answers at once with the job id to poll.",
+        status_code=202,
+        responses={
+            202: {
+                "description": "Accepted: the job is pending.",
+                "content": {"application/json": {"model": SubmittedBody}},
+            },
+            400: _error("The body is not valid JSON."),
+            409: _error("The Idempotency-Key was used with a different body."),
+            413: _error("The body is over the size limit."),
+            422: _error("Unknown job type or invalid params; names the fields."),
+            503: _error("A dependency is unavailable; retry with the same Idempotency-Key."),
+        },
+        tags=["jobs"],
+    )
+    def submit(
+        body: Annotated[SubmitJobBody, Body()],
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="idempotency-key",
+                min_length=1,
+                max_length=MAX_IDEMPOTENCY_KEY_CHARS,
+                description="Same key and body: the same job. Keys are per caller.",
+            ),
+        ] = None,
+    ) -> Response[SubmittedBody]:
+        from jobpipe.wiring import submit_service
+
+        event = router.current_event
+        check_body_size(event.raw_event)
+        submitted = submit_service().submit(
+            SubmitRequest(
+                owner=caller_of(event.raw_event.get("requestContext") or {}),
+                type=body.type,
+                params=body.params,
+                idempotency_key=idempotency_key,
+            )
+        )
+        job = submitted.job
+        location = f"/jobs/{job.job_id}"
+        view = job_view(job)
+        return json_response(
+            202,
+            {
+                "job_id": job.job_id,
+                "type": job.type,
+                "status": view["status"],
+                "created_at": view["created_at"],
+                "poll_url": _absolute(event.raw_event, location),
+            },
+            {"Location": location},
+        )
+
+    return router
+
+
+def status_router() -> Router:
+    router = Router()
+
+    @router.get(
+        "/jobs/<job_id>",
+        summary="Get a job's status",
+        description="Poll until `is_terminal`; honour `Retry-After`.",
+        responses={
+            200: {
+                "description": "The job.",
+                "content": {"application/json": {"model": JobStatusBody}},
+            },
+            400: _error("Not a job id."),
+            404: _error("No such job (or not the caller's)."),
+        },
+        tags=["jobs"],
+    )
+    def get_job(job_id: Annotated[str, Path(max_length=64)]) -> Response[JobStatusBody]:
+        from jobpipe.wiring import status_service
+
+        service = status_service()
+        event = router.current_event
+        job = service.get(caller_of(event.raw_event.get("requestContext") or {}), job_id)
+        retry_after = service.retry_after(job)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        return json_response(200, job_view(job), headers)
+
+    return router
+
+
+def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(enable_validation=True)
+    for router in routers:
+        app.include_router(router)
+
+    @app.exception_handler(RequestValidationError)
+    def on_invalid(error: RequestValidationError) -> Response:
+        try:
+            check_body_size(app.current_event.raw_event)
+        except RequestTooLargeError as too_large:
+            return error_response(too_large)
+        return validation_error_response(list(error.errors()))
+
+    @app.exception_handler(JobError)
+    def on_job_error(error: JobError) -> Response:
+        return error_response(error)
+
+    @app.exception_handler(Exception)
+    def on_unexpected(error: Exception) -> Response:
+        logger.exception("unhandled error", error_type=type(error).__name__)
+        return internal_error_response()
+
+    @app.not_found
+    def not_found(_: Exception) -> Response:
+        return json_response(404, {"error": {"type": "NotFound", "message": "no such route"}})
+
+    return app
+
+
+def check_body_size(event: dict[str, Any]) -> None:
+    from jobpipe.settings import get_settings
+
+    limit = get_settings().max_body_bytes
+    body = event.get("body") or ""
+    size = len(body.encode("utf-8", "surrogatepass")) if isinstance(body, str) else len(body)
+    if event.get("isBase64Encoded"):
+        size = (size * 3) // 4
+    if size > limit:
+        raise RequestTooLargeError(size, limit)
+
+
+def _absolute(event: dict[str, Any], path: str) -> str:
+    context = event.get("requestContext") or {}
+    host = context.get("domainName")
+    if not host:
+        return path
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    scheme = headers.get("x-forwarded-proto", "https")
+    stage = context.get("stage") or "$default"
+    prefix = "" if stage == "$default" else f"/{stage}"
+    return f"{scheme}://{host}{prefix}{path}"
+
+
+def openapi_document() -> dict[str, Any]:
+    """The whole API's OpenAPI document (both routes)."""
+    from jobpipe import __version__
+
+    app = build_resolver(submit_router(), status_router())
+    return json.loads(app.get_openapi_json_schema(title=API_TITLE, version=__version__))

@@ -1,0 +1,125 @@
+"""The job record and the queue message that carries it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from jobpipe.domain.states import JobStatus
+from jobpipe.errors import InvalidJobIdError, PoisonMessageError
+
+JOB_ID_LENGTH = 26
+_CROCKFORD = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+
+
+def new_job_id() -> str:
+    """A ULID: 26 characters, sorts by creation time (millisecond precision)."""
+    from ulid import ULID
+
+    return str(ULID())
+
+
+def check_job_id(value: str) -> str:
+    """Return `value` (upper-cased) if it is a well-formed ULID, else raise InvalidJobIdError."""
+    candidate = value.upper()
+    if (
+        len(candidate) != JOB_ID_LENGTH
+        or not _CROCKFORD.issuperset(candidate)
+        # The first character carries the top bits of a 48-bit timestamp: at most 7.
+        or candidate[0] > "7"
+    ):
+        raise InvalidJobIdError("a job id is a 26-character ULID")
+    return candidate
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fingerprint(value: Any) -> str:
+    """A stable hash of a JSON-able value (key order does not matter)."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def payload_of(job_type: str, params: dict[str, Any]) -> list[Any]:
+    """What a job's payload hash covers. The worker refuses a message whose payload differs
+    from the one the job was submitted with."""
+    return [job_type, params]
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    type: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as stored. Times are epoch milliseconds."""
+
+    job_id: str
+    type: str
+    params: dict[str, Any]
+    owner: str
+    status: JobStatus
+    created_at: int
+    updated_at: int
+    expires_at: int  # epoch seconds: retention (DynamoDB TTL)
+    max_attempts: int
+    attempts: int = 0
+    payload_hash: str = ""
+    started_at: int | None = None
+    completed_at: int | None = None
+    next_attempt_at: int | None = None
+    lease_expires_at: int | None = None
+    result: Any = None
+    error: ErrorInfo | None = None
+    dead_lettered: bool = False
+    replays: int = 0
+    prior_attempts: int = 0
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status.is_terminal
+
+    def message(self) -> JobMessage:
+        return JobMessage(job_id=self.job_id, type=self.type, params=self.params)
+
+
+@dataclass(frozen=True)
+class JobMessage:
+    """The body of a jobs-queue message. The job id is the identity; type and params travel
+    along so the DLQ can be inspected and filtered without reading the table."""
+
+    job_id: str
+    type: str
+    params: dict[str, Any]
+
+    def to_body(self) -> str:
+        return canonical_json({"job_id": self.job_id, "type": self.type, "params": self.params})
+
+    def as_payload(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "type": self.type, "params": self.params}
+
+    @classmethod
+    def from_body(cls, body: str) -> JobMessage:
+        try:
+            data = json.loads(body)
+        except (TypeError, ValueError):
+            raise PoisonMessageError("message body is not JSON") from None
+        if not isinstance(data, dict):
+            raise PoisonMessageError("message body is not a JSON object")
+        job_id, job_type, params = data.get("job_id"), data.get("type"), data.get("params", {})
+        if not isinstance(job_id, str) or not job_id:
+            raise PoisonMessageError("message has no job_id")
+        try:
+            job_id = check_job_id(job_id)
+        except InvalidJobIdError:
+            raise PoisonMessageError("message job_id is not a job id") from None
+        if not isinstance(job_type, str) or not job_type:
+            raise PoisonMessageError("message has no job type")
+        if not isinstance(params, dict):
+            raise PoisonMessageError("message params is not an object")
+        return cls(job_id=job_id, type=job_type, params=params)

@@ -1,0 +1,19 @@
+"""POST /jobs (API Gateway HTTP API, payload v2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobpipe.api.app import build_resolver, submit_router
+from jobpipe.observability import logger, metrics, tracer
+
+app = build_resolver(submit_router())
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

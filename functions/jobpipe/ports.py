@@ -1,0 +1,96 @@
+"""The two ports of the core: the job store and the queue.
+
+Each has a real adapter (`adapters.dynamodb`, `adapters.sqs`) and an in-memory fake
+(`adapters.memory`); the same contract tests run against both.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from jobpipe.domain.job import Job, ErrorInfo
+
+
+@dataclass(frozen=True)
+class KeyClaim:
+    """An Idempotency-Key already claimed by an earlier request."""
+
+    job_id: str
+    request_hash: str
+
+
+class JobStore(ABC):
+    """Jobs, and the Idempotency-Keys that point at them.
+
+    Every transition is one conditional write: it applies only if the job exists and is in one of
+    the transition's source statuses (plus the guard named per method), and otherwise raises
+    `IllegalTransitionError` naming the job's current status (None when it does not exist).
+    """
+
+    @abstractmethod
+    def create(self, job: Job) -> None:
+        """Write a new `pending` job; refuses to overwrite an existing id."""
+
+    @abstractmethod
+    def get(self, job_id: str) -> Job | None:
+        """The job, or None (also when its retention has expired)."""
+
+    @abstractmethod
+    def delete_pending(self, job_id: str) -> bool:
+        """Remove a job that never got its message (submit compensation). Only while pending
+        and never started; returns whether it removed it."""
+
+    @abstractmethod
+    def claim_key(
+        self, key_id: str, job_id: str, request_hash: str, now_ms: int
+    ) -> KeyClaim | None:
+        """Claim an Idempotency-Key for `job_id`; if already claimed, return the earlier claim."""
+
+    # --- transitions (see jobpipe.domain.states) ---------------------------------------------
+
+    @abstractmethod
+    def start(self, job_id: str, *, payload_hash: str, lease_expires_at: int, now_ms: int) -> Job:
+        """START: pending/retrying with attempts < max_attempts and the same payload hash, or
+        running with an expired lease (its runner died). Counts the attempt."""
+
+    @abstractmethod
+    def succeed(self, job_id: str, *, attempt: int, result: Any, now_ms: int) -> Job:
+        """SUCCEED: running, guarded by the attempt number that started it."""
+
+    @abstractmethod
+    def retry(
+        self, job_id: str, *, attempt: int, error: ErrorInfo, next_attempt_at: int, now_ms: int
+    ) -> Job:
+        """RETRY: running → retrying, guarded by the attempt number."""
+
+    @abstractmethod
+    def fail(
+        self,
+        job_id: str,
+        *,
+        attempt: int | None,
+        error: ErrorInfo,
+        dead_lettered: bool,
+        now_ms: int,
+    ) -> Job:
+        """FAIL (attempt given, from running) or ABANDON (attempt None, from any non-terminal)."""
+
+    @abstractmethod
+    def replay(self, job_id: str, *, now_ms: int) -> Job:
+        """REPLAY: failed → pending with a fresh set of attempts; counts the replay."""
+
+
+class JobQueue(Protocol):
+    def send(self, body: str) -> str:
+        """Send a message to the jobs queue; returns its message id."""
+        ...
+
+    def send_to_dlq(self, body: str, attributes: dict[str, str]) -> str:
+        """Send a message to the dead-letter queue with string attributes."""
+        ...
+
+    def change_visibility(self, receipt_handle: str, seconds: int) -> None:
+        """Hide (or show, with 0) a received jobs-queue message."""
+        ...

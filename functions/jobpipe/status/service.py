@@ -1,0 +1,74 @@
+"""Reading a job's status, as its owner sees it."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from jobpipe.domain.job import Job, check_job_id
+from jobpipe.domain.states import JobStatus
+from jobpipe.errors import JobNotFoundError
+from jobpipe.ports import JobStore
+
+# How soon a client should poll again while a job is pending or running.
+POLL_SECONDS = 1
+MAX_RETRY_AFTER_SECONDS = 60
+
+
+class StatusService:
+    def __init__(self, store: JobStore, *, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
+
+    def get(self, owner: str, raw_job_id: str) -> Job:
+        """Raises InvalidJobIdError (400) or JobNotFoundError (404, also for another's job)."""
+        job_id = check_job_id(raw_job_id)
+        job = self._store.get(job_id)
+        if job is None or job.owner != owner:
+            raise JobNotFoundError(f"no job {job_id}")
+        return job
+
+    def retry_after(self, job: Job) -> int | None:
+        """Seconds until polling again is worthwhile; None once the job is terminal."""
+        if job.is_terminal:
+            return None
+        if job.status is JobStatus.RETRYING and job.next_attempt_at is not None:
+            wait = (job.next_attempt_at - self._clock() * 1000) / 1000
+            return max(POLL_SECONDS, min(MAX_RETRY_AFTER_SECONDS, math.ceil(wait)))
+        return POLL_SECONDS
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return (
+        datetime.fromtimestamp(ms / 1000, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    """The status API's body: `result` only when succeeded, `error` only when failed."""
+    view: dict[str, Any] = {
+        "job_id": job.job_id,
+        "type": job.type,
+        "status": job.status.value,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "completed_at": iso(job.completed_at),
+        "next_attempt_at": iso(job.next_attempt_at) if job.status is JobStatus.RETRYING else None,
+        "is_terminal": job.is_terminal,
+        "dead_lettered": job.dead_lettered,
+        "replays": job.replays,
+    }
+    if job.status is JobStatus.SUCCEEDED:
+        view["result"] = job.result
+    if job.status is JobStatus.FAILED and job.error is not None:
+        view["error"] = {"type": job.error.type, "message": job.error.message}
+    return view

@@ -1,0 +1,52 @@
+"""The composition root: builds the services from settings and the real adapters, once per
+process, on first use. Tests build services directly with fakes instead."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from jobpipe.adapters.dynamodb import DynamoDBJobStore
+from jobpipe.adapters.sqs import SQSJobQueue
+from jobpipe.domain.registry import load_job_types
+from jobpipe.settings import get_settings
+from jobpipe.status.service import StatusService
+from jobpipe.submit.service import SubmitService
+from jobpipe.worker.service import Worker
+
+
+@cache
+def job_store() -> DynamoDBJobStore:
+    return DynamoDBJobStore(get_settings().table_name)
+
+
+@cache
+def job_queue() -> SQSJobQueue:
+    settings = get_settings()
+    return SQSJobQueue(settings.queue_url, settings.dlq_url)
+
+
+@cache
+def submit_service() -> SubmitService:
+    return SubmitService(
+        job_store(), job_queue(), load_job_types(), retention_days=get_settings().retention_days
+    )
+
+
+@cache
+def status_service() -> StatusService:
+    return StatusService(job_store())
+
+
+@cache
+def worker() -> Worker:
+    return Worker(job_store(), job_queue(), load_job_types())
+
+
+def reset() -> None:
+    """Forget everything built (tests and the local stack switch settings)."""
+    from jobpipe.adapters import clients
+    from jobpipe.settings import get_settings as settings
+
+    for built in (job_store, job_queue, submit_service, status_service, worker, settings):
+        built.cache_clear()
+    clients.reset()
