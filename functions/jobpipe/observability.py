@@ -25,14 +25,16 @@ metrics = Metrics(
 
 def log_transition(job: Job, transition: str) -> None:
     """One structured line per job transition."""
-    logger.info(
-        "job transition",
-        job_id=job.job_id,
-        job_type=job.type,
-        transition=transition,
-        status=job.status.value,
-        attempts=job.attempts,
-        max_attempts=job.max_attempts,
-        **({"error_type": job.error.type} if job.error and job.status != "succeeded" else {}),
-        **({"dead_lettered": True} if job.dead_lettered else {}),
-    )
+    fields: dict[str, object] = {
+        "job_id": job.job_id,
+        "job_type": job.type,
+        "transition": transition,
+        "status": job.status.value,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+    }
+    if job.error is not None and job.status != "succeeded":
+        fields["error_type"] = job.error.type
+    if job.dead_lettered:
+        fields["dead_lettered"] = True
+    logger.info("job transition", extra=fields)

@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from jobpipe.domain.job import Job, ErrorInfo
+from jobpipe.domain.job import ErrorInfo, Job
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from jobpipe.domain.job import ErrorInfo, Job
 from jobpipe.domain.states import (
@@ -182,7 +182,7 @@ class DynamoDBJobStore(JobStore):
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except self._client.exceptions.ConditionalCheckFailedException as exc:
-            old = exc.response.get("Item", {})
+            old = cast(Item, exc.response.get("Item") or {})
             return KeyClaim(job_id=old["job_id"]["S"], request_hash=old["request_hash"]["S"])
         except Exception as exc:
             raise _store_error("PutItem", exc) from exc
@@ -333,7 +333,7 @@ class DynamoDBJobStore(JobStore):
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except self._client.exceptions.ConditionalCheckFailedException as exc:
-            old = exc.response.get("Item")
+            old = cast(Item | None, exc.response.get("Item"))
             current = item_to_job(old) if old and "status" in old else None
             raise IllegalTransitionError(
                 job_id, transition.name, current.status.value if current else None, current

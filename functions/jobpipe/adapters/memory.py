@@ -158,7 +158,7 @@ class InMemoryJobStore(JobStore):
         return self._apply(
             job_id,
             REPLAY,
-            lambda job: True,
+            lambda _job: True,
             lambda job: replace(
                 job,
                 status=REPLAY.target,

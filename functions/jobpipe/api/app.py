@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobpipe.api.errors import (
@@ -75,8 +76,12 @@ class JobStatusBody(BaseModel):
     error: dict[str, str] | None = None
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"model": ErrorBody}}}
+def _response(description: str, model: type[BaseModel]) -> OpenAPIResponse:
+    return {"description": description, "content": {"application/json": {"model": model}}}
+
+
+def _error(description: str) -> OpenAPIResponse:
+    return _response(description, ErrorBody)
 
 
 def submit_router() -> Router:
@@ -88,10 +93,7 @@ def submit_router() -> Router:
         description="Writes the job and queues it; answers at once with the job id to poll.",
         status_code=202,
         responses={
-            202: {
-                "description": "Accepted: the job is pending.",
-                "content": {"application/json": {"model": SubmittedBody}},
-            },
+            202: _response("Accepted: the job is pending.", SubmittedBody),
             400: _error("The body is not valid JSON."),
             409: _error("The Idempotency-Key was used with a different body."),
             413: _error("The body is over the size limit."),
@@ -150,10 +152,7 @@ def status_router() -> Router:
         summary="Get a job's status",
         description="Poll until `is_terminal`; honour `Retry-After`.",
         responses={
-            200: {
-                "description": "The job.",
-                "content": {"application/json": {"model": JobStatusBody}},
-            },
+            200: _response("The job.", JobStatusBody),
             400: _error("Not a job id."),
             404: _error("No such job (or not the caller's)."),
         },
@@ -178,7 +177,7 @@ def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
         app.include_router(router)
 
     @app.exception_handler(RequestValidationError)
-    def on_invalid(error: RequestValidationError) -> Response:
+    def on_invalid(error: RequestValidationError) -> Response[Any]:
         try:
             check_body_size(app.current_event.raw_event)
         except RequestTooLargeError as too_large:
@@ -186,16 +185,16 @@ def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
         return validation_error_response(list(error.errors()))
 
     @app.exception_handler(JobError)
-    def on_job_error(error: JobError) -> Response:
+    def on_job_error(error: JobError) -> Response[Any]:
         return error_response(error)
 
     @app.exception_handler(Exception)
-    def on_unexpected(error: Exception) -> Response:
+    def on_unexpected(error: Exception) -> Response[Any]:
         logger.exception("unhandled error", error_type=type(error).__name__)
         return internal_error_response()
 
     @app.not_found
-    def not_found(_: Exception) -> Response:
+    def not_found(_: Exception) -> Response[Any]:
         return json_response(404, {"error": {"type": "NotFound", "message": "no such route"}})
 
     return app
@@ -230,4 +229,7 @@ def openapi_document() -> dict[str, Any]:
     from jobpipe import __version__
 
     app = build_resolver(submit_router(), status_router())
-    return json.loads(app.get_openapi_json_schema(title=API_TITLE, version=__version__))
+    document: dict[str, Any] = json.loads(
+        app.get_openapi_json_schema(title=API_TITLE, version=__version__)
+    )
+    return document

@@ -27,7 +27,7 @@ def error_body(error_type: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"type": error_type, "message": message, **extra}}
 
 
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[Any]:
     return Response(
         status_code=status,
         content_type="application/json",
@@ -36,7 +36,7 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     )
 
 
-def error_response(error: e.JobError) -> Response:
+def error_response(error: e.JobError) -> Response[Any]:
     status = next((code for cls, code in STATUS_BY_ERROR if isinstance(error, cls)), 500)
     if status == 500:
         return internal_error_response()
@@ -49,11 +49,11 @@ def error_response(error: e.JobError) -> Response:
     return json_response(status, error_body(type(error).__name__, str(error), **extra), headers)
 
 
-def internal_error_response() -> Response:
+def internal_error_response() -> Response[Any]:
     return json_response(500, error_body("InternalError", "internal error"))
 
 
-def validation_error_response(errors: list[dict[str, Any]]) -> Response:
+def validation_error_response(errors: list[dict[str, Any]]) -> Response[Any]:
     """Map a Powertools request-validation failure: broken JSON is a 400, the rest 422."""
     if any(err.get("type") == "json_invalid" for err in errors):
         return error_response(e.MalformedRequestError("request body is not valid JSON"))

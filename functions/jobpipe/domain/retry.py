@@ -27,7 +27,7 @@ class Backoff:
     def ceiling(self, attempt: int) -> float:
         """The largest delay after failed attempt number `attempt` (1-based)."""
         exponent = min(max(attempt - 1, 0), 62)
-        return min(self.cap, self.base * (2**exponent))
+        return float(min(self.cap, self.base * (2**exponent)))
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         return (rng or _rng).uniform(0.0, self.ceiling(attempt))

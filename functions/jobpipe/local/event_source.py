@@ -33,7 +33,7 @@ Handler = Callable[[dict[str, Any], Any], Any]
 SQS_MAX_RECEIVE = 10
 
 
-class InvocationKilled(BaseException):  # noqa: N818  (mirrors an abrupt end, not an error)
+class InvocationKilled(BaseException):
     """Raised (by fault injection) to end an invocation abruptly, as a Lambda timeout or a
     crashed runtime would: nothing after it runs, and the whole batch stays on the queue."""
 
@@ -219,7 +219,7 @@ class EventSourceMapping:
         batch_ids = {m["MessageId"] for m in messages}
         try:
             response = self._handler(event, context)
-        except (Exception, InvocationKilled) as error:
+        except (Exception, InvocationKilled) as error:  # noqa: BLE001  (Lambda's rule: any)
             left = set(batch_ids)
             result.error = f"{type(error).__name__}: {error}"
         else:

@@ -51,9 +51,9 @@ class Outcome:
     FAILED = "failed"
 
 
-class JobItemPersistenceLayer(BasePersistenceLayer):  # type: ignore[misc]
+class JobItemPersistenceLayer(BasePersistenceLayer):
     def __init__(self, store: JobStore, clock_ms: Callable[[], int]) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self._store = store
         self._now = clock_ms
         # The job each START returned, for the run that follows it in this process.
@@ -66,7 +66,8 @@ class JobItemPersistenceLayer(BasePersistenceLayer):  # type: ignore[misc]
 
     def _get_hashed_idempotency_key(self, data: dict[str, Any]) -> str | None:
         # The key is the job id itself (not a hash of it): it addresses the job item.
-        value = self.event_key_compiled_jmespath.search(data) if self.event_key_jmespath else None
+        compiled = self.event_key_compiled_jmespath
+        value = compiled.search(data) if compiled is not None else None
         if self.is_missing_idempotency_key(data=value) or not isinstance(value, str):
             raise IdempotencyKeyError("message has no job id")
         return value

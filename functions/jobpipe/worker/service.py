@@ -2,7 +2,7 @@
 should do with the record.
 
 `Worker.process` returns when the record is done (the event source deletes it) and raises
-`RecordNotDone` when the record must stay on the queue (it is reported in `batchItemFailures`).
+`RecordNotDoneError` when the record must stay on the queue (it is reported in `batchItemFailures`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -37,6 +37,9 @@ from jobpipe.ports import JobQueue, JobStore
 from jobpipe.topology import TOPOLOGY
 from jobpipe.worker.idempotency import JobItemPersistenceLayer, Outcome
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.hook import IdempotentHookFunction
+
 # Results live on the job item beside its params; DynamoDB caps an item at 400 KB.
 MAX_RESULT_BYTES = 100 * 1024
 MAX_ERROR_MESSAGE_CHARS = 1000
@@ -44,7 +47,7 @@ MAX_ERROR_MESSAGE_CHARS = 1000
 SAFETY_MARGIN_MS = 2000
 
 
-class RecordNotDone(JobError):
+class RecordNotDoneError(JobError):
     """The record stays on the queue (reported as a batch item failure)."""
 
 
@@ -78,7 +81,7 @@ class Worker:
             event_key_jmespath="job_id",
             payload_validation_jmespath="[type, params]",
             raise_on_no_idempotency_key=True,
-            response_hook=_mark_duplicate,
+            response_hook=cast("IdempotentHookFunction", _mark_duplicate),
         )
         self._run_once = idempotent_function(
             data_keyword_argument="message",
@@ -109,7 +112,7 @@ class Worker:
             # and visible at once, for the next invocation.
             self._queue.change_visibility(record.receipt_handle, 0)
             logger.info("handed back: not enough time left", job_id=message.job_id)
-            raise RecordNotDone(f"job {message.job_id} handed back unstarted")
+            raise RecordNotDoneError(f"job {message.job_id} handed back unstarted")
 
         try:
             response = self._run_once(message=message.as_payload())
@@ -120,7 +123,7 @@ class Worker:
             return
         except (IdempotencyAlreadyInProgressError, IdempotencyInconsistentStateError):
             logger.info("duplicate delivery while the job is running", job_id=message.job_id)
-            raise RecordNotDone(f"job {message.job_id} is already running") from None
+            raise RecordNotDoneError(f"job {message.job_id} is already running") from None
         except IdempotencyPersistenceLayerError as error:
             cause = error.__cause__
             if isinstance(cause, IllegalTransitionError) and cause.current is None:
@@ -132,7 +135,7 @@ class Worker:
                 self._abandon(record, message, ErrorInfo("AttemptsExhaustedError", str(cause)))
                 return
             logger.warning("job store unavailable; the record will be retried", exc_info=error)
-            raise RecordNotDone(str(cause or error)) from error
+            raise RecordNotDoneError(str(cause or error)) from error
 
         self._settle(record, message, response)
 
@@ -146,7 +149,7 @@ class Worker:
         if outcome == Outcome.RETRY:
             delay = int(response["delay_seconds"])
             self._queue.change_visibility(record.receipt_handle, min(delay, MAX_VISIBILITY_SECONDS))
-            raise RecordNotDone(f"job {message.job_id} will be retried in {delay} s")
+            raise RecordNotDoneError(f"job {message.job_id} will be retried in {delay} s")
         if response.get("dead_lettered"):
             error = response.get("error") or {}
             self._send_to_dlq(
@@ -168,7 +171,7 @@ class Worker:
             result = self._call(
                 job_type, job.params, JobContext(job.job_id, attempt, job.max_attempts)
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (job code may raise anything; the policy decides)
             metrics.add_metric(TOPOLOGY.metrics.duration, "Milliseconds", _ms_since(started))
             return self._failure(job_type, attempt, job.max_attempts, exc)
         metrics.add_metric(TOPOLOGY.metrics.duration, "Milliseconds", _ms_since(started))
@@ -180,24 +183,26 @@ class Worker:
         try:
             params = job_type.parse_params(raw_params)
         except InvalidParamsError as invalid:
-            raise _Permanent(f"params no longer valid for {job_type.name!r}: {invalid}") from None
+            raise _PermanentResultError(
+                f"params no longer valid for {job_type.name!r}: {invalid}"
+            ) from None
         result = job_type.run(params, context)
         try:
             encoded = json.dumps(result)
         except (TypeError, ValueError):
-            raise _Permanent("the job returned a value that is not JSON") from None
+            raise _PermanentResultError("the job returned a value that is not JSON") from None
         if len(encoded.encode()) > MAX_RESULT_BYTES:
-            raise _Permanent(f"the job's result is over {MAX_RESULT_BYTES} bytes")
+            raise _PermanentResultError(f"the job's result is over {MAX_RESULT_BYTES} bytes")
         return result
 
     def _failure(
         self, job_type: JobType, attempt: int, max_attempts: int, exc: Exception
     ) -> dict[str, Any]:
         error = {
-            "type": "ResultError" if isinstance(exc, _Permanent) else type(exc).__name__,
+            "type": "ResultError" if isinstance(exc, _PermanentResultError) else type(exc).__name__,
             "message": str(exc)[:MAX_ERROR_MESSAGE_CHARS],
         }
-        permanent = isinstance(exc, _Permanent) or job_type.policy.is_permanent(exc)
+        permanent = isinstance(exc, _PermanentResultError) or job_type.policy.is_permanent(exc)
         if permanent or attempt >= max_attempts:
             dead_lettered = not permanent
             metrics.add_metric(TOPOLOGY.metrics.failed, "Count", 1)
@@ -220,7 +225,7 @@ class Worker:
             "next_attempt_at": next_attempt_at,
         }
 
-    # --- dead letters ------------------------------------------------------------------------------
+    # --- dead letters ---------------------------------------------------------------------
 
     def _dead_letter_poison(
         self, record: QueueRecord, error: JobError, message: JobMessage | None
@@ -269,10 +274,10 @@ class Worker:
         try:
             self._queue.send_to_dlq(record.body, attributes)
         except JobError as failed:
-            raise RecordNotDone(f"could not dead-letter: {failed}") from failed
+            raise RecordNotDoneError(f"could not dead-letter: {failed}") from failed
 
 
-class _Permanent(Exception):  # noqa: N818  (internal marker, never leaves this module)
+class _PermanentResultError(Exception):
     """A failure of the job's own output or input that retrying cannot fix."""
 
 
