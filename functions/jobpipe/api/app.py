@@ -60,6 +60,9 @@ class SubmittedBody(BaseModel):
 
 
 class JobStatusBody(BaseModel):
+    """Documents the status body; `result` is present only when succeeded, `error` only when
+    failed (the route returns a plain dict, so absent fields stay absent)."""
+
     job_id: str
     type: str
     status: str
@@ -113,7 +116,7 @@ def submit_router() -> Router:
                 description="Same key and body: the same job. Keys are per caller.",
             ),
         ] = None,
-    ) -> Response[SubmittedBody]:
+    ) -> Response[dict[str, Any]]:
         from jobpipe.wiring import submit_service
 
         event = router.current_event
@@ -158,7 +161,7 @@ def status_router() -> Router:
         },
         tags=["jobs"],
     )
-    def get_job(job_id: Annotated[str, Path(max_length=64)]) -> Response[JobStatusBody]:
+    def get_job(job_id: Annotated[str, Path(max_length=64)]) -> Response[dict[str, Any]]:
         from jobpipe.wiring import status_service
 
         service = status_service()

@@ -57,6 +57,10 @@ def validation_error_response(errors: list[dict[str, Any]]) -> Response[Any]:
     """Map a Powertools request-validation failure: broken JSON is a 400, the rest 422."""
     if any(err.get("type") == "json_invalid" for err in errors):
         return error_response(e.MalformedRequestError("request body is not valid JSON"))
+    if any(
+        err.get("type") == "missing" and tuple(err.get("loc", ())) == ("body",) for err in errors
+    ):
+        return error_response(e.MalformedRequestError("request body is empty; send a JSON object"))
     fields = [
         {
             "loc": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),

@@ -1,0 +1,262 @@
+"""The job store contract, run against the DynamoDB adapter (on moto) and the in-memory fake:
+every transition is one conditional write, illegal moves are refused, a missing job is never
+created by a transition."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from jobpipe.adapters.dynamodb import DynamoDBJobStore
+from jobpipe.adapters.memory import InMemoryJobStore
+from jobpipe.domain.job import ErrorInfo, Job, fingerprint, new_job_id, payload_of
+from jobpipe.domain.states import JobStatus
+from jobpipe.errors import IllegalTransitionError
+from jobpipe.ports import JobStore
+
+NOW = int(time.time() * 1000)
+LEASE = NOW + 60_000
+BOOM = ErrorInfo("ValueError", "boom")
+
+
+@pytest.fixture(params=["dynamodb", "memory"])
+def store(request: pytest.FixtureRequest) -> Iterator[JobStore]:
+    if request.param == "memory":
+        yield InMemoryJobStore()
+        return
+    aws = request.getfixturevalue("aws")
+    yield DynamoDBJobStore(aws.table_name)
+
+
+def new_job(max_attempts: int = 3, params: dict[str, Any] | None = None) -> Job:
+    params = params or {"x": 1}
+    return Job(
+        job_id=new_job_id(),
+        type="echo",
+        params=params,
+        owner="alice",
+        status=JobStatus.PENDING,
+        created_at=NOW,
+        updated_at=NOW,
+        expires_at=NOW // 1000 + 86400,
+        max_attempts=max_attempts,
+        payload_hash=fingerprint(payload_of("echo", params)),
+    )
+
+
+def started(store: JobStore, job: Job, *, lease: int = LEASE, now: int = NOW) -> Job:
+    return store.start(
+        job.job_id, payload_hash=job.payload_hash, lease_expires_at=lease, now_ms=now
+    )
+
+
+def test_a_created_job_reads_back_whole(store: JobStore) -> None:
+    job = new_job(params={"nested": {"a": [1, 2.5, "x"]}, "unicode": "é"})
+    store.create(job)
+    assert store.get(job.job_id) == job
+
+
+def test_create_never_overwrites(store: JobStore) -> None:
+    job = new_job()
+    store.create(job)
+    with pytest.raises(IllegalTransitionError):
+        store.create(job)
+
+
+def test_start_counts_the_attempt_and_takes_a_lease(store: JobStore) -> None:
+    job = new_job()
+    store.create(job)
+    running = started(store, job)
+    assert running.status is JobStatus.RUNNING
+    assert running.attempts == 1
+    assert running.started_at == NOW
+    assert running.lease_expires_at == LEASE
+
+
+def test_a_running_job_with_a_live_lease_cannot_start_again(store: JobStore) -> None:
+    job = new_job()
+    store.create(job)
+    started(store, job)
+    with pytest.raises(IllegalTransitionError) as refused:
+        started(store, job, now=NOW + 1)
+    assert refused.value.current == "running"
+    assert refused.value.job is not None and refused.value.job.attempts == 1
+
+
+def test_a_running_job_whose_lease_expired_is_started_again(store: JobStore) -> None:
+    # Given a job whose runner died (its lease, the Lambda's deadline, has passed)
+    job = new_job()
+    store.create(job)
+    started(store, job, lease=NOW + 1000)
+    # When another worker starts it after the deadline
+    again = started(store, job, lease=NOW + 90_000, now=NOW + 2000)
+    # Then it runs again as a new attempt
+    assert again.status is JobStatus.RUNNING
+    assert again.attempts == 2
+
+
+def test_start_refuses_a_different_payload(store: JobStore) -> None:
+    job = new_job()
+    store.create(job)
+    with pytest.raises(IllegalTransitionError) as refused:
+        store.start(job.job_id, payload_hash="tampered", lease_expires_at=LEASE, now_ms=NOW)
+    assert refused.value.job is not None and refused.value.job.status is JobStatus.PENDING
+
+
+def test_start_refuses_when_attempts_are_used_up(store: JobStore) -> None:
+    job = new_job(max_attempts=1)
+    store.create(job)
+    started(store, job)
+    store.retry(job.job_id, attempt=1, error=BOOM, next_attempt_at=NOW, now_ms=NOW)
+    with pytest.raises(IllegalTransitionError):
+        started(store, job)
+
+
+def test_succeed_stores_the_result(store: JobStore) -> None:
+    job = new_job()
+    store.create(job)
+    started(store, job)
+    done = store.succeed(job.job_id, attempt=1, result={"ok": [1, 2]}, now_ms=NOW + 5)
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.result == {"ok": [1, 2]}
+    assert done.completed_at == NOW + 5
+    assert done.lease_expires_at is None
+    assert store.get(job.job_id) == done
+
+
+def test_retry_records_the_error_and_when_to_try_again(store: JobStore) -> None:
+    job = new_job()
+    store.create(job)
+    started(store, job)
+    retrying = store.retry(
+        job.job_id, attempt=1, error=BOOM, next_attempt_at=NOW + 4000, now_ms=NOW
+    )
+    assert retrying.status is JobStatus.RETRYING
+    assert retrying.next_attempt_at == NOW + 4000
+    assert retrying.error == BOOM
+    # and a retrying job starts again
+    assert started(store, job).attempts == 2
+
+
+def test_fail_marks_dead_lettered(store: JobStore) -> None:
+    job = new_job()
+    store.create(job)
+    started(store, job)
+    failed = store.fail(job.job_id, attempt=1, error=BOOM, dead_lettered=True, now_ms=NOW)
+    assert failed.status is JobStatus.FAILED
+    assert failed.dead_lettered
+    assert failed.error == BOOM
+
+
+def test_an_outcome_from_a_stale_attempt_is_refused(store: JobStore) -> None:
+    # Given attempt 1's lease expired and attempt 2 took over
+    job = new_job()
+    store.create(job)
+    started(store, job, lease=NOW + 1)
+    started(store, job, now=NOW + 2)
+    # When attempt 1's runner reports late, then its write is refused
+    with pytest.raises(IllegalTransitionError):
+        store.succeed(job.job_id, attempt=1, result=None, now_ms=NOW + 3)
+
+
+@pytest.mark.parametrize("outcome", ["succeed", "retry", "fail"])
+def test_outcomes_are_refused_unless_running(store: JobStore, outcome: str) -> None:
+    job = new_job()
+    store.create(job)
+    with pytest.raises(IllegalTransitionError) as refused:
+        _outcome(store, job.job_id, outcome)
+    assert refused.value.current == "pending"
+
+
+@pytest.mark.parametrize("outcome", ["succeed", "retry", "fail"])
+def test_no_backward_moves_from_terminal_states(store: JobStore, outcome: str) -> None:
+    job = new_job()
+    store.create(job)
+    started(store, job)
+    store.succeed(job.job_id, attempt=1, result=1, now_ms=NOW)
+    with pytest.raises(IllegalTransitionError) as refused:
+        _outcome(store, job.job_id, outcome)
+    assert refused.value.current == "succeeded"
+    with pytest.raises(IllegalTransitionError):
+        started(store, job)
+    with pytest.raises(IllegalTransitionError):
+        store.replay(job.job_id, now_ms=NOW)
+
+
+@pytest.mark.parametrize("transition", ["start", "succeed", "retry", "fail", "abandon", "replay"])
+def test_a_transition_on_a_missing_job_never_creates_it(store: JobStore, transition: str) -> None:
+    job_id = new_job_id()
+    with pytest.raises(IllegalTransitionError) as refused:
+        if transition == "start":
+            store.start(job_id, payload_hash="h", lease_expires_at=LEASE, now_ms=NOW)
+        elif transition == "abandon":
+            store.fail(job_id, attempt=None, error=BOOM, dead_lettered=True, now_ms=NOW)
+        elif transition == "replay":
+            store.replay(job_id, now_ms=NOW)
+        else:
+            _outcome(store, job_id, transition)
+    assert refused.value.current is None
+    assert store.get(job_id) is None
+
+
+def test_abandon_fails_a_job_from_any_non_terminal_state(store: JobStore) -> None:
+    pending, running = new_job(), new_job()
+    store.create(pending)
+    store.create(running)
+    started(store, running)
+    for job in (pending, running):
+        failed = store.fail(job.job_id, attempt=None, error=BOOM, dead_lettered=True, now_ms=NOW)
+        assert failed.status is JobStatus.FAILED and failed.dead_lettered
+
+
+def test_replay_gives_a_failed_job_fresh_attempts_and_keeps_the_record(store: JobStore) -> None:
+    job = new_job(max_attempts=1)
+    store.create(job)
+    started(store, job)
+    store.fail(job.job_id, attempt=1, error=BOOM, dead_lettered=True, now_ms=NOW)
+    replayed = store.replay(job.job_id, now_ms=NOW + 10)
+    assert replayed.status is JobStatus.PENDING
+    assert replayed.attempts == 0
+    assert replayed.replays == 1
+    assert replayed.prior_attempts == 1
+    assert not replayed.dead_lettered
+    assert replayed.error is None
+    # it can run again
+    assert started(store, job).attempts == 1
+
+
+def test_delete_pending_only_removes_a_job_that_never_started(store: JobStore) -> None:
+    fresh, begun = new_job(), new_job()
+    store.create(fresh)
+    store.create(begun)
+    started(store, begun)
+    assert store.delete_pending(fresh.job_id) is True
+    assert store.get(fresh.job_id) is None
+    assert store.delete_pending(begun.job_id) is False
+    assert store.get(begun.job_id) is not None
+
+
+def test_an_idempotency_key_is_claimed_once(store: JobStore) -> None:
+    assert store.claim_key("idem#k", "JOB1", "hash-a", NOW) is None
+    earlier = store.claim_key("idem#k", "JOB2", "hash-b", NOW + 1)
+    assert earlier is not None
+    assert (earlier.job_id, earlier.request_hash) == ("JOB1", "hash-a")
+
+
+def test_an_expired_job_is_not_readable(store: JobStore) -> None:
+    job = new_job()
+    expired = Job(**{**job.__dict__, "expires_at": int(time.time()) - 1})
+    store.create(expired)
+    assert store.get(job.job_id) is None
+
+
+def _outcome(store: JobStore, job_id: str, outcome: str) -> None:
+    if outcome == "succeed":
+        store.succeed(job_id, attempt=1, result=None, now_ms=NOW)
+    elif outcome == "retry":
+        store.retry(job_id, attempt=1, error=BOOM, next_attempt_at=NOW, now_ms=NOW)
+    else:
+        store.fail(job_id, attempt=1, error=BOOM, dead_lettered=False, now_ms=NOW)

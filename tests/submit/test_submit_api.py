@@ -1,0 +1,243 @@
+"""POST /jobs through the real submit handler, with AWS-shaped HTTP API v2 events, on moto."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from jobpipe.domain.job import check_job_id
+from tests.conftest import ALICE, BOB, Aws, body_of
+
+Submit = Callable[..., dict[str, Any]]
+
+
+def test_an_accepted_job_is_202_with_its_id_location_and_poll_url(aws: Aws, submit: Submit) -> None:
+    # When a valid job is submitted
+    response = submit({"type": "echo", "params": {"hello": "world"}})
+    # Then it is accepted at once, pending, with where to poll
+    assert response["statusCode"] == 202
+    body = body_of(response)
+    assert set(body) == {"job_id", "type", "status", "created_at", "poll_url"}
+    assert body["status"] == "pending" and body["type"] == "echo"
+    assert check_job_id(body["job_id"]) == body["job_id"]
+    assert response["headers"]["Location"] == f"/jobs/{body['job_id']}"
+    assert body["poll_url"].startswith("https://") and body["poll_url"].endswith(
+        f"/jobs/{body['job_id']}"
+    )
+    # And exactly one message is queued
+    assert aws.queue_depth() == 1
+
+
+def test_the_job_is_readable_as_soon_as_202_is_returned(
+    aws: Aws, submit: Submit, get_status: Callable[..., dict[str, Any]]
+) -> None:
+    job_id = body_of(submit({"type": "echo", "params": {}}))["job_id"]
+    response = get_status(job_id)
+    assert response["statusCode"] == 200
+    assert body_of(response)["status"] == "pending"
+
+
+def test_job_ids_sort_by_creation_time(aws: Aws, submit: Submit) -> None:
+    ids = [body_of(submit({"type": "echo", "params": {"i": i}}))["job_id"] for i in range(5)]
+    assert ids == sorted(ids)
+
+
+def test_the_caller_is_the_jobs_owner(aws: Aws, submit: Submit) -> None:
+    job_id = body_of(submit({"type": "echo", "params": {}}, principal=BOB))["job_id"]
+    item = aws.dynamodb.get_item(TableName=aws.table_name, Key={"pk": {"S": job_id}})["Item"]
+    assert item["owner"]["S"] == BOB
+
+
+def test_without_an_authorizer_the_owner_is_the_local_principal(aws: Aws, submit: Submit) -> None:
+    job_id = body_of(submit({"type": "echo", "params": {}}, principal=None))["job_id"]
+    item = aws.dynamodb.get_item(TableName=aws.table_name, Key={"pk": {"S": job_id}})["Item"]
+    assert item["owner"]["S"] == "local"
+
+
+@pytest.mark.parametrize("raw", ["{not json", "", "[1, 2", '{"type": "echo",}'])
+def test_malformed_json_is_400_and_nothing_is_written(aws: Aws, submit: Submit, raw: str) -> None:
+    response = submit(raw, raw=True)
+    assert response["statusCode"] == 400, response["body"]
+    assert body_of(response)["error"]["type"] == "MalformedRequestError"
+    assert aws.item_count() == 0 and aws.queue_depth() == 0
+
+
+def test_an_unknown_type_is_422_listing_the_known_types(aws: Aws, submit: Submit) -> None:
+    response = submit({"type": "nope", "params": {}})
+    assert response["statusCode"] == 422
+    error = body_of(response)["error"]
+    assert error["type"] == "UnknownJobTypeError"
+    assert {"echo", "sleep", "fail", "flaky"} <= set(error["known_types"])
+    assert error["fields"] == [{"loc": "type", "msg": "unknown job type"}]
+    assert aws.item_count() == 0 and aws.queue_depth() == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"type": "sleep", "params": {"seconds": "soon"}}, "params.seconds"),
+        ({"type": "sleep", "params": {}}, "params.seconds"),
+        ({"type": "flaky", "params": {"fail_times": -1}}, "params.fail_times"),
+        ({"params": {}}, "type"),
+        ({"type": "echo", "params": [1, 2]}, "params"),
+        ({"type": "echo", "params": {}, "extra": 1}, "extra"),
+    ],
+)
+def test_bad_params_are_422_naming_the_fields(
+    aws: Aws, submit: Submit, body: dict[str, Any], field: str
+) -> None:
+    response = submit(body)
+    assert response["statusCode"] == 422, response["body"]
+    locs = [f["loc"] for f in body_of(response)["error"]["fields"]]
+    assert field in locs
+    assert aws.item_count() == 0 and aws.queue_depth() == 0
+
+
+def test_a_body_over_the_limit_is_413(aws: Aws, submit: Submit) -> None:
+    big = {"type": "echo", "params": {"blob": "x" * (256 * 1024)}}
+    response = submit(big)
+    assert response["statusCode"] == 413
+    assert body_of(response)["error"]["type"] == "RequestTooLargeError"
+    assert aws.item_count() == 0 and aws.queue_depth() == 0
+
+
+def test_an_oversized_malformed_body_is_413_not_400(aws: Aws, submit: Submit) -> None:
+    response = submit("{" * (300 * 1024), raw=True)
+    assert response["statusCode"] == 413
+
+
+def test_a_body_just_under_the_limit_is_accepted(aws: Aws, submit: Submit) -> None:
+    envelope = len(json.dumps({"type": "echo", "params": {"blob": ""}}))
+    response = submit({"type": "echo", "params": {"blob": "x" * (256 * 1024 - envelope)}})
+    assert response["statusCode"] == 202
+
+
+def test_same_idempotency_key_and_body_give_the_same_job_and_one_message(
+    aws: Aws, submit: Submit
+) -> None:
+    body = {"type": "echo", "params": {"n": 1}}
+    first = submit(body, headers={"Idempotency-Key": "order-42"})
+    second = submit(body, headers={"Idempotency-Key": "order-42"})
+    assert first["statusCode"] == second["statusCode"] == 202
+    assert body_of(first)["job_id"] == body_of(second)["job_id"]
+    # one job item (plus the key record), and the second call found the job pending and
+    # re-queued it at most once more: the worker is idempotent on the job id
+    jobs = [i for i in _items(aws) if not i["pk"]["S"].startswith("idem#")]
+    assert len(jobs) == 1
+
+
+def test_same_idempotency_key_with_another_body_is_409(aws: Aws, submit: Submit) -> None:
+    submit({"type": "echo", "params": {"n": 1}}, headers={"Idempotency-Key": "k"})
+    response = submit({"type": "echo", "params": {"n": 2}}, headers={"Idempotency-Key": "k"})
+    assert response["statusCode"] == 409
+    assert body_of(response)["error"]["type"] == "IdempotencyConflictError"
+
+
+def test_idempotency_keys_are_per_caller(aws: Aws, submit: Submit) -> None:
+    body = {"type": "echo", "params": {}}
+    alice = submit(body, headers={"Idempotency-Key": "same"}, principal=ALICE)
+    bob = submit(body, headers={"Idempotency-Key": "same"}, principal=BOB)
+    assert body_of(alice)["job_id"] != body_of(bob)["job_id"]
+
+
+def test_an_idempotency_key_over_255_characters_is_422(aws: Aws, submit: Submit) -> None:
+    response = submit({"type": "echo", "params": {}}, headers={"Idempotency-Key": "k" * 256})
+    assert response["statusCode"] == 422
+
+
+def test_when_send_message_fails_no_job_stays_pending_without_a_message(
+    aws: Aws, submit: Submit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given SQS refuses SendMessage
+    _break_send_message(monkeypatch)
+    # When a job is submitted
+    response = submit({"type": "echo", "params": {}})
+    # Then the caller gets a retryable 503 with no AWS detail, and no job is left behind
+    assert response["statusCode"] == 503
+    assert response["headers"]["Retry-After"] == "1"
+    assert "SQS" not in response["body"] and "Throttl" not in response["body"]
+    assert aws.item_count() == 0
+
+
+def test_a_retry_with_the_same_key_after_a_failed_send_repairs_the_job(
+    aws: Aws, submit: Submit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a first attempt whose SendMessage failed (503)
+    body = {"type": "echo", "params": {"n": 7}}
+    undo = _break_send_message(monkeypatch)
+    assert submit(body, headers={"Idempotency-Key": "retry-me"})["statusCode"] == 503
+    # When the client retries with the same key once SQS is back
+    undo()
+    response = submit(body, headers={"Idempotency-Key": "retry-me"})
+    # Then it gets one job, pending, with its message queued
+    assert response["statusCode"] == 202
+    assert aws.queue_depth() == 1
+    jobs = [i for i in _items(aws) if not i["pk"]["S"].startswith("idem#")]
+    assert [j["pk"]["S"] for j in jobs] == [body_of(response)["job_id"]]
+
+
+def test_a_store_failure_is_a_503_without_internal_detail(
+    aws: Aws, submit: Submit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from jobpipe.adapters import clients
+
+    client = clients.dynamodb()
+
+    def throttled(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
+            "PutItem",
+        )
+
+    monkeypatch.setattr(client, "put_item", throttled)
+    response = submit({"type": "echo", "params": {}})
+    assert response["statusCode"] == 503
+    assert "Provisioned" not in response["body"] and "Traceback" not in response["body"]
+    assert aws.queue_depth() == 0
+
+
+def test_an_unexpected_error_is_a_plain_500(
+    aws: Aws, submit: Submit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobpipe import wiring
+
+    service = wiring.submit_service()
+    monkeypatch.setattr(service, "submit", lambda _request: 1 / 0)
+    response = submit({"type": "echo", "params": {}})
+    assert response["statusCode"] == 500
+    assert body_of(response) == {"error": {"type": "InternalError", "message": "internal error"}}
+
+
+def test_the_openapi_document_describes_both_routes_and_their_answers() -> None:
+    from jobpipe.api.app import openapi_document
+
+    document = openapi_document()
+    post = document["paths"]["/jobs"]["post"]
+    assert {"202", "400", "409", "413", "422", "503"} <= set(post["responses"])
+    assert any(p["name"] == "idempotency-key" for p in post.get("parameters", []))
+    get = document["paths"]["/jobs/{job_id}"]["get"]
+    assert {"200", "400", "404"} <= set(get["responses"])
+
+
+def _items(aws: Aws) -> list[dict[str, Any]]:
+    return list(aws.dynamodb.scan(TableName=aws.table_name)["Items"])
+
+
+def _break_send_message(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    from botocore.exceptions import ClientError
+
+    from jobpipe.adapters import clients
+
+    client = clients.sqs()
+    original = client.send_message
+
+    def refused(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "no"}}, "Send")
+
+    monkeypatch.setattr(client, "send_message", refused)
+    return lambda: monkeypatch.setattr(client, "send_message", original)
