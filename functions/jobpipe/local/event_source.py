@@ -136,6 +136,9 @@ class BatchResult:
     left: int = 0
     whole_batch_failed: bool = False
     error: str | None = None
+    # Receipt handles of the messages left on the queue (they reappear when their visibility
+    # timeout ends).
+    left_receipts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -236,6 +239,7 @@ class EventSourceMapping:
             )
         result.deleted = len(done)
         result.left = len(left)
+        result.left_receipts = [m["ReceiptHandle"] for m in messages if m["MessageId"] in left]
         self.stats.add(result)
         return result
 
