@@ -1,0 +1,157 @@
+"""The Lambda code asset, built without Docker: the lock file's wheels for Lambda's platform
+(Python 3.13 on arm64) plus the `jobpipe` package, in one directory.
+
+`uv export` turns `uv.lock` into a hash-pinned requirements file (runtime dependencies only:
+no dev or infra groups), and `uv pip install --target` installs exactly those versions as
+manylinux aarch64 wheels, whatever machine runs the synth. The result is cached under
+`.build/lambda/<key>/`, where the key covers the lock file, the function source and the
+target platform, so a synth after the first one does not install anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+# The target the Lambda functions run on; `components/functions.py` declares the same.
+PYTHON_VERSION = "3.13"
+PYTHON_PLATFORM = "aarch64-manylinux2014"
+# Bump when the layout of the bundle changes, so older caches are not reused.
+BUNDLE_FORMAT = "1"
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_NAME = "jobpipe"
+CACHE_DIR_NAME = ".build"
+
+
+class BundlingError(RuntimeError):
+    """The Lambda bundle could not be built (no uv, or no wheel for the target platform)."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    key: str
+
+
+def _uv() -> str:
+    try:
+        from uv import find_uv_bin  # the pinned uv of the dev group
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if found is None:
+            raise BundlingError("uv is not installed: run `make venv` first") from None
+        return found
+
+
+def _source_files(root: Path) -> list[Path]:
+    package = root / "functions" / PACKAGE_NAME
+    return sorted(
+        p
+        for p in package.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
+    )
+
+
+def bundle_key(root: Path = REPO_ROOT) -> str:
+    """A digest of everything the bundle is built from."""
+    digest = hashlib.sha256()
+    for part in (BUNDLE_FORMAT, PYTHON_VERSION, PYTHON_PLATFORM):
+        digest.update(part.encode() + b"\0")
+    for name in ("uv.lock", "pyproject.toml"):
+        digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
+    for path in _source_files(root):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:32]
+
+
+def _run(command: list[str], cwd: Path) -> str:
+    result = subprocess.run(  # noqa: S603  (a fixed command line, no shell)
+        command, cwd=cwd, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise BundlingError(
+            f"`{' '.join(command[:3])} ...` failed while building the Lambda bundle:\n"
+            f"{result.stderr.strip()}"
+        )
+    return result.stdout
+
+
+def _build(root: Path, target: Path) -> None:
+    uv = _uv()
+    requirements = target.parent / f"{target.name}.requirements.txt"
+    requirements.write_text(
+        _run(
+            [
+                uv,
+                "export",
+                "--frozen",
+                "--no-dev",
+                "--no-emit-project",
+                "--format",
+                "requirements-txt",
+                "--quiet",
+            ],
+            cwd=root,
+        )
+    )
+    _run(
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--target",
+            str(target),
+            "--python-platform",
+            PYTHON_PLATFORM,
+            "--python-version",
+            PYTHON_VERSION,
+            "--only-binary",
+            ":all:",
+            "--no-deps",
+            "--require-hashes",
+            "--no-compile",
+            "-r",
+            str(requirements),
+        ],
+        cwd=root,
+    )
+    requirements.unlink()
+    # Console scripts of the dependencies are never run on Lambda.
+    shutil.rmtree(target / "bin", ignore_errors=True)
+    source = root / "functions" / PACKAGE_NAME
+    for path in _source_files(root):
+        destination = target / PACKAGE_NAME / path.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, destination)
+
+
+def lambda_bundle(root: Path = REPO_ROOT) -> Bundle:
+    """The directory to deploy as the functions' code, built on first use and cached."""
+    key = bundle_key(root)
+    cache = root / CACHE_DIR_NAME / "lambda"
+    final = cache / key
+    if (final / PACKAGE_NAME).is_dir():
+        return Bundle(final, key)
+    cache.mkdir(parents=True, exist_ok=True)
+    # Build beside the cache and rename into place: parallel synths (test workers) never see
+    # a half-built bundle, and the one that loses the race throws its copy away.
+    staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=cache))
+    try:
+        _build(root, staging)
+        try:
+            staging.rename(final)
+        except OSError:
+            if not (final / PACKAGE_NAME).is_dir():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Bundle(final, key)

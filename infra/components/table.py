@@ -1,0 +1,42 @@
+"""The jobs table: one item per job (and per submit idempotency key)."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from constructs import Construct
+
+from jobpipe.topology import TableShape
+
+
+class JobsTable(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, shape: TableShape) -> None:
+        super().__init__(scope, construct_id)
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(
+                name=shape.partition_key, type=dynamodb.AttributeType.STRING
+            ),
+            # Pay per request: nothing to pay when nothing runs, no capacity to tune.
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute=shape.ttl_attribute,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            # Job history outlives a `cdk destroy`; delete the table by hand when it must go.
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # Owner-scoped listing (a caller's jobs, newest last) is a Query on this index, never a
+        # Scan. Keys only: a listing reads the few attributes it shows from the items.
+        self.table.add_global_secondary_index(
+            index_name=shape.owner_index,
+            partition_key=dynamodb.Attribute(
+                name=shape.owner_index_partition_key, type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=dynamodb.Attribute(
+                name=shape.owner_index_sort_key, type=dynamodb.AttributeType.STRING
+            ),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )

@@ -1,0 +1,134 @@
+"""The jobpipe stack: composes the components and grants each function what its code calls."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from infra.bundling import Bundle
+from infra.components.api import JobsApi, JwtAuth
+from infra.components.functions import FunctionFactory
+from infra.components.monitoring import Monitoring
+from infra.components.queues import JobQueues
+from infra.components.table import JobsTable
+from infra.components.worker import WorkerEventSource
+from infra.guardrails import JobTypes, PartialBatchResponseRequired, check_topology
+from jobpipe import settings
+from jobpipe.topology import Topology
+
+# The stack outputs' keys: the jobpipe CLI finds a deployed stack's API and queues by them.
+OUTPUT_API_URL = "ApiUrl"
+OUTPUT_QUEUE_URL = "QueueUrl"
+OUTPUT_DLQ_URL = "DlqUrl"
+OUTPUT_TABLE_NAME = "TableName"
+
+HANDLERS = "jobpipe.handlers"
+
+
+class JobpipeStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        topology: Topology,
+        job_types: JobTypes,
+        bundle: Bundle,
+        jwt: JwtAuth | None = None,
+        **kwargs: object,
+    ) -> None:
+        # Refuse before declaring anything: a bad topology never reaches a template.
+        check_topology(topology, job_types)
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        self.node.add_validation(PartialBatchResponseRequired(self))
+
+        table = JobsTable(self, "Jobs", shape=topology.table).table
+        queues = JobQueues(self, "Queues", shape=topology.queue)
+        factory = FunctionFactory(
+            self,
+            "Functions",
+            bundle=bundle,
+            log_retention_days=topology.log_retention_days,
+            environment={
+                settings.ENV_TABLE_NAME: table.table_name,
+                settings.ENV_QUEUE_URL: queues.queue.queue_url,
+                settings.ENV_DLQ_URL: queues.dlq.queue_url,
+                settings.ENV_MAX_BODY_BYTES: str(topology.api.max_body_bytes),
+                settings.ENV_RETENTION_DAYS: str(topology.retention_days),
+                "POWERTOOLS_SERVICE_NAME": topology.service_name,
+                "POWERTOOLS_METRICS_NAMESPACE": topology.metrics_namespace,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+        )
+        submit = factory.function(
+            "Submit",
+            handler=f"{HANDLERS}.submit.handler",
+            description="POST /jobs: writes the job and queues it",
+            memory_mb=topology.api.function_memory_mb,
+            timeout_seconds=topology.api.function_timeout_seconds,
+        )
+        status = factory.function(
+            "Status",
+            handler=f"{HANDLERS}.status.handler",
+            description="GET /jobs/{id}: reads a job",
+            memory_mb=topology.api.function_memory_mb,
+            timeout_seconds=topology.api.function_timeout_seconds,
+        )
+        worker = factory.function(
+            "Worker",
+            handler=f"{HANDLERS}.worker.handler",
+            description="Runs queued jobs; reports partial batch failures",
+            memory_mb=topology.worker.memory_mb,
+            timeout_seconds=topology.worker.timeout_seconds,
+        )
+
+        allowed = topology.permissions
+        # Item actions on the table itself: `Table.grant` would add its indexes (`/index/*`),
+        # which none of these actions can use.
+        for function, actions in (
+            (submit, allowed.submit_table),
+            (status, allowed.status_table),
+            (worker, allowed.worker_table),
+        ):
+            iam.Grant.add_to_principal(
+                grantee=function, actions=list(actions), resource_arns=[table.table_arn]
+            )
+        queues.queue.grant(submit, *allowed.submit_queue)
+        queues.dlq.grant(worker, *allowed.worker_dlq)
+        WorkerEventSource(
+            self,
+            "WorkerSource",
+            worker=worker,
+            queue=queues.queue,
+            shape=topology.worker,
+            poll_actions=allowed.worker_queue,
+        )
+
+        api = JobsApi(
+            self,
+            "Api",
+            shape=topology.api,
+            submit=submit,
+            status=status,
+            log_retention_days=topology.log_retention_days,
+            jwt=jwt,
+        )
+        Monitoring(
+            self,
+            "Monitoring",
+            queue=queues.queue,
+            dlq=queues.dlq,
+            worker=worker,
+            submit=submit,
+            status=status,
+            api=api.api,
+            metrics=topology.metrics,
+            namespace=topology.metrics_namespace,
+            service=topology.service_name,
+        )
+
+        CfnOutput(self, OUTPUT_API_URL, value=api.url, description="The job API's base URL")
+        CfnOutput(self, OUTPUT_QUEUE_URL, value=queues.queue.queue_url, description="Jobs queue")
+        CfnOutput(self, OUTPUT_DLQ_URL, value=queues.dlq.queue_url, description="Dead letters")
+        CfnOutput(self, OUTPUT_TABLE_NAME, value=table.table_name, description="Jobs table")
