@@ -1,0 +1,1 @@
+"""The `jobpipe` command line (see `jobpipe.cli.main`)."""

@@ -1,0 +1,5 @@
+import sys
+
+from jobpipe.cli.main import main
+
+sys.exit(main())

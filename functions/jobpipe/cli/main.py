@@ -1,0 +1,545 @@
+"""`jobpipe`: submit and watch jobs, read the dead-letter queue and replay it, run the local stack.
+
+Exit codes (for scripts):
+  0  done (and, for --wait / wait, the job succeeded)
+  1  the job failed
+  2  usage: bad arguments, or the API refused the request (400, 409, 413, 422)
+  3  no such job (404)
+  4  the target: cannot connect, wrong URL, no credentials, access denied, server error
+  5  timed out waiting for the job
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from jobpipe.cli.target import Target
+    from jobpipe.client import JobInfo
+    from jobpipe.ops.dlq import DeadLetterQueue, ReplayFilter
+
+EXIT_OK = 0
+EXIT_JOB_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_TARGET = 4
+EXIT_TIMEOUT = 5
+
+DEFAULT_WAIT_TIMEOUT = 300.0
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class UsageError(Exception):
+    """Bad command-line input (exit 2)."""
+
+
+# --- argument parsing --------------------------------------------------------------------------
+
+
+def _duration(text: str) -> float:
+    """`90`, `90s`, `15m`, `2h`, `3d` → seconds."""
+    text = text.strip().lower()
+    unit = _DURATION_UNITS.get(text[-1:])
+    number = text[:-1] if unit is not None else text
+    try:
+        value = float(number) * (unit or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90s, 15m, 2h)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a duration cannot be negative")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def _target_options(parser: argparse.ArgumentParser, *, inherited: bool) -> None:
+    """The options every command takes, before or after the command name."""
+    default: dict[str, Any] = {"default": argparse.SUPPRESS} if inherited else {}
+    group = parser.add_argument_group("target and output")
+    group.add_argument(
+        "--url", help="the API's URL (default: $JOBPIPE_URL, else the local stack)", **default
+    )
+    group.add_argument(
+        "--stack", help="a deployed stack's name: its CloudFormation outputs", **default
+    )
+    group.add_argument("--region", help="AWS region (default: your AWS configuration)", **default)
+    group.add_argument("--profile", help="AWS profile", **default)
+    group.add_argument("--json", action="store_true", help="machine-readable output", **default)
+
+
+def _filter_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--type", dest="job_types", action="append", default=[], metavar="TYPE")
+    parser.add_argument(
+        "--error-type", dest="error_types", action="append", default=[], metavar="ERROR"
+    )
+    parser.add_argument("--job-id", dest="job_ids", action="append", default=[], metavar="ID")
+    parser.add_argument(
+        "--min-age", type=_duration, metavar="AGE", help="only messages at least this old (15m)"
+    )
+    parser.add_argument(
+        "--max-age", type=_duration, metavar="AGE", help="only messages at most this old (2h)"
+    )
+    parser.add_argument("--limit", type=_positive_int, metavar="N")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jobpipe",
+        description="Submit and watch jobs, manage the dead-letter queue, run the local stack.",
+        epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _target_options(parser, inherited=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        _target_options(sub, inherited=True)
+        return sub
+
+    submit = command("submit", "submit a job (and, with --wait, watch it to the end)")
+    submit.add_argument("type", help="the job type")
+    submit.add_argument("pairs", nargs="*", metavar="KEY=VALUE", help="params (VALUE may be JSON)")
+    submit.add_argument("--params", help="params as a JSON object")
+    submit.add_argument("--idempotency-key", help="same key and body: the same job")
+    submit.add_argument("--wait", action="store_true", help="poll until the job ends")
+    submit.add_argument("--timeout", type=_positive_float, default=DEFAULT_WAIT_TIMEOUT)
+
+    status = command("status", "show a job")
+    status.add_argument("job_id")
+
+    wait = command("wait", "poll a job until it ends")
+    wait.add_argument("job_id")
+    wait.add_argument("--timeout", type=_positive_float, default=DEFAULT_WAIT_TIMEOUT)
+
+    dlq = command("dlq", "the dead-letter queue")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
+    dlq_list = dlq_commands.add_parser("list", help="list dead-lettered jobs")
+    _target_options(dlq_list, inherited=True)
+    _filter_options(dlq_list)
+    replay = dlq_commands.add_parser(
+        "replay",
+        help="send dead-lettered jobs back to the queue with fresh attempts",
+        description="Reset each matching job to pending with fresh attempts, send its message to "
+        "the jobs queue, then delete it from the DLQ. Jobs that already succeeded are only "
+        "deleted. Safe to run twice.",
+    )
+    _target_options(replay, inherited=True)
+    _filter_options(replay)
+    replay.add_argument("--rate", type=_positive_float, help="at most this many messages a second")
+    replay.add_argument("--dry-run", action="store_true", help="show what would be replayed")
+    replay.add_argument(
+        "--method",
+        choices=("auto", "receive", "move-task"),
+        default="auto",
+        help="move-task: SQS StartMessageMoveTask (AWS, no filter); receive: one by one; "
+        "auto: move-task when it can (default)",
+    )
+
+    local = command("local", "run the whole pipeline on this machine")
+    local.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="the API's port (default: $JOBPIPE_PORT, else 8000)",
+    )
+    return parser
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+class Output:
+    def __init__(self, as_json: bool, out: TextIO, err: TextIO) -> None:
+        self.as_json = as_json
+        self.out = out
+        self.err = err
+
+    def data(self, value: Any) -> None:
+        print(json.dumps(value, indent=2, sort_keys=False, default=str), file=self.out)
+
+    def text(self, line: str = "") -> None:
+        print(line, file=self.out)
+
+    def note(self, line: str) -> None:
+        print(line, file=self.err, flush=True)
+
+    def error(self, error_type: str, message: str, code: int) -> int:
+        print(f"jobpipe: error: {message}", file=self.err)
+        if self.as_json:
+            self.data({"error": {"type": error_type, "message": message, "exit_code": code}})
+        return code
+
+
+def _job_lines(job: JobInfo) -> list[str]:
+    lines = [
+        f"job        {job.job_id}",
+        f"type       {job.type}",
+        f"status     {job.status}  (attempt {job.attempts} of {job.max_attempts})",
+        f"created    {job.created_at}",
+    ]
+    if job.started_at:
+        lines.append(f"started    {job.started_at}")
+    if job.completed_at:
+        lines.append(f"completed  {job.completed_at}")
+    if job.next_attempt_at:
+        lines.append(f"next try   {job.next_attempt_at}")
+    if job.replays:
+        lines.append(f"replays    {job.replays}")
+    if job.dead_lettered:
+        lines.append("dead-lettered: yes (replay it with `jobpipe dlq replay --job-id ID`)")
+    if job.succeeded:
+        lines.append(f"result     {json.dumps(job.result)}")
+    if job.error is not None:
+        lines.append(f"error      {job.error.type}: {job.error.message}")
+    return lines
+
+
+def _show_job(output: Output, job: JobInfo) -> None:
+    if output.as_json:
+        output.data(job.to_dict())
+    else:
+        for line in _job_lines(job):
+            output.text(line)
+
+
+class Progress:
+    """Live lines while waiting: each change of status or attempt, with the time since the
+    start. Polling may miss a quick retry; the attempt counter does not, so a failed attempt
+    that was not seen is still reported."""
+
+    def __init__(self, output: Output, clock: Callable[[], float] = time.monotonic) -> None:
+        self._output = output
+        self._clock = clock
+        self._started = clock()
+        self._last: tuple[str, int] | None = None
+        self._failed_reported: set[int] = set()
+
+    def __call__(self, job: JobInfo) -> None:
+        if self._output.as_json:
+            return
+        elapsed = f"{self._clock() - self._started:6.1f}s"
+        # Attempts before the current one failed (a retrying job's own failure is its line).
+        for attempt in range(1, job.attempts):
+            if attempt not in self._failed_reported:
+                self._failed_reported.add(attempt)
+                self._output.note(f"{elapsed}  attempt {attempt} failed, retried")
+        if (job.status, job.attempts) == self._last:
+            return
+        self._last = (job.status, job.attempts)
+        line = f"{elapsed}  {job.status:<10}"
+        if job.attempts:
+            line += f" attempt {job.attempts}/{job.max_attempts}"
+        if job.status == "retrying":
+            self._failed_reported.add(job.attempts)
+            line += " failed"
+            line += f"; next attempt at {job.next_attempt_at}" if job.next_attempt_at else ""
+        self._output.note(line.rstrip())
+
+
+def _finish(output: Output, job: JobInfo) -> int:
+    _show_job(output, job)
+    return EXIT_OK if job.succeeded else EXIT_JOB_FAILED
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if args.params:
+        try:
+            parsed = json.loads(args.params)
+        except ValueError as error:
+            raise UsageError(f"--params is not JSON: {error}") from None
+        if not isinstance(parsed, dict):
+            raise UsageError("--params must be a JSON object")
+        params.update(parsed)
+    for pair in args.pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"params are KEY=VALUE, got {pair!r}")
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
+
+
+def cmd_submit(args: argparse.Namespace, target: Target, output: Output) -> int:
+    params = _params(args)
+    client = target.client()
+    submitted = client.submit(args.type, params, idempotency_key=args.idempotency_key)
+    if not args.wait:
+        if output.as_json:
+            output.data(submitted.to_dict())
+        else:
+            output.text(submitted.job_id)
+            output.note(f"submitted {submitted.type} job, {submitted.status}: {submitted.poll_url}")
+        return EXIT_OK
+    output.note(f"submitted {submitted.type} job {submitted.job_id}")
+    job = client.wait(submitted.job_id, timeout=args.timeout, on_update=Progress(output))
+    return _finish(output, job)
+
+
+def cmd_status(args: argparse.Namespace, target: Target, output: Output) -> int:
+    _show_job(output, target.client().get(args.job_id))
+    return EXIT_OK
+
+
+def cmd_wait(args: argparse.Namespace, target: Target, output: Output) -> int:
+    job = target.client().wait(args.job_id, timeout=args.timeout, on_update=Progress(output))
+    return _finish(output, job)
+
+
+def _dead_letter_queue(target: Target) -> DeadLetterQueue:
+    from jobpipe.adapters.dynamodb import DynamoDBJobStore
+    from jobpipe.ops.dlq import DeadLetterQueue
+
+    target = target.with_queues()
+    assert target.table_name and target.queue_url and target.dlq_url
+    return DeadLetterQueue(
+        target.sqs(),
+        DynamoDBJobStore(target.table_name, client=target.dynamodb()),
+        dlq_url=target.dlq_url,
+        queue_url=target.queue_url,
+    )
+
+
+def _filter(args: argparse.Namespace) -> ReplayFilter:
+    from jobpipe.ops.dlq import ReplayFilter
+
+    return ReplayFilter(
+        job_types=frozenset(args.job_types),
+        error_types=frozenset(args.error_types),
+        job_ids=frozenset(i.upper() for i in args.job_ids),
+        min_age_seconds=args.min_age,
+        max_age_seconds=args.max_age,
+    )
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def cmd_dlq_list(args: argparse.Namespace, target: Target, output: Output) -> int:
+    letters = _dead_letter_queue(target).list_messages(_filter(args), args.limit)
+    now = time.time()
+    if output.as_json:
+        output.data([letter.to_dict(now) for letter in letters])
+        return EXIT_OK
+    if not letters:
+        output.note(
+            "the dead-letter queue is empty"
+            + ("" if _filter(args).is_empty else " (for this filter)")
+        )
+        return EXIT_OK
+    output.text(f"{'JOB ID':<26}  {'TYPE':<10}  {'ATTEMPTS':>8}  {'AGE':>6}  ERROR")
+    for letter in letters:
+        error = f"{letter.error_type or '-'}: {letter.error_message or ''}".rstrip(": ")
+        output.text(
+            f"{letter.job_id or '(none)':<26}  {letter.job_type or '-':<10}  "
+            f"{letter.attempts if letter.attempts is not None else '-':>8}  "
+            f"{_age(letter.age_seconds(now)):>6}  {error}"
+        )
+    output.note(f"{len(letters)} message(s)")
+    return EXIT_OK
+
+
+def cmd_dlq_replay(args: argparse.Namespace, target: Target, output: Output) -> int:
+    where = _filter(args)
+    method = args.method
+    if method == "auto":
+        method = (
+            "move-task" if not target.local and where.is_empty and not args.limit else "receive"
+        )
+    if method == "move-task" and (not where.is_empty or args.limit):
+        raise UsageError("--method move-task moves everything: it takes no filter and no --limit")
+    dlq = _dead_letter_queue(target)
+    if method == "move-task":
+        report = dlq.replay_with_move_task(rate=args.rate, dry_run=args.dry_run)
+    else:
+        report = dlq.replay(where, limit=args.limit, rate=args.rate, dry_run=args.dry_run)
+    if output.as_json:
+        output.data(report.to_dict())
+        return EXIT_OK
+    if report.dry_run:
+        output.note("dry run: nothing is changed")
+    for outcome in report.outcomes:
+        output.text(
+            f"{outcome.job_id or '(none)':<26}  {outcome.job_type or '-':<10}  "
+            f"{outcome.action.value:<17}  {outcome.detail}"
+        )
+    counts = ", ".join(f"{n} {action}" for action, n in report.counts().items() if n)
+    summary = f"{'dry run: ' if report.dry_run else ''}{counts or 'nothing to replay'}"
+    if report.task_handle:
+        summary += f"; SQS move task started: {report.task_handle}"
+    output.note(summary)
+    return EXIT_OK
+
+
+def cmd_local(args: argparse.Namespace, output: Output) -> int:
+    # Before the handlers (and Powertools) are imported: tracing off, metrics not printed, the
+    # transitions logged.
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")
+    import signal
+    import threading
+    import warnings
+
+    # A rejected request emits no metric; Powertools warns about the empty flush.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+    from jobpipe.local.console import banner, use_console_format
+    from jobpipe.local.stack import LocalStack, port_from_env
+
+    port = args.port if args.port is not None else port_from_env()
+    use_console_format()
+    stack = LocalStack(port=port)
+    try:
+        stack.start()
+    except OSError as error:
+        return output.error(
+            "PortInUse",
+            f"cannot serve on 127.0.0.1:{port}: {error.strerror or error} "
+            "(pass --port or set JOBPIPE_PORT)",
+            EXIT_TARGET,
+        )
+    stopping = threading.Event()
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    banner(stack.config, output.out)
+    try:
+        while not stopping.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    output.note("\nstopping (the worker finishes its batch)...")
+    stack.stop()
+    output.note("stopped")
+    return EXIT_OK
+
+
+# --- errors → exit codes -----------------------------------------------------------------------
+
+
+def _api_error_exit(error: Any) -> tuple[int, str]:
+    status = error.status
+    if status == 404 and error.error_type != "HTTP":
+        return EXIT_NOT_FOUND, error.message
+    if status in (400, 409, 413, 422):
+        message = error.message
+        body = error.body if isinstance(error.body, dict) else {}
+        fields = (body.get("error") or {}).get("fields") or []
+        if fields:
+            message += " (" + "; ".join(f"{f.get('loc')}: {f.get('msg')}" for f in fields) + ")"
+        return EXIT_USAGE, f"the API refused the request ({status} {error.error_type}): {message}"
+    if status == 404:
+        return EXIT_TARGET, "no such route: is the URL the jobs API's base URL?"
+    if status in (401, 403):
+        return (
+            EXIT_TARGET,
+            f"access denied ({status}: {error.message}): check your AWS credentials, region, "
+            "and that your identity may call the API (execute-api:Invoke)",
+        )
+    return EXIT_TARGET, f"the API answered {status} {error.error_type}: {error.message}"
+
+
+def main(
+    argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """The console script. Returns the exit code (see the module docstring)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    output = Output(bool(args.json), out or sys.stdout, err or sys.stderr)
+    from jobpipe.cli.target import TargetError, resolve
+    from jobpipe.client import (
+        ApiError,
+        ConnectionFailedError,
+        CredentialsError,
+        WaitTimeoutError,
+    )
+
+    try:
+        if args.command == "local":
+            return cmd_local(args, output)
+        target = resolve(args.url, args.stack, args.region, args.profile)
+        if args.command == "submit":
+            return cmd_submit(args, target, output)
+        if args.command == "status":
+            return cmd_status(args, target, output)
+        if args.command == "wait":
+            return cmd_wait(args, target, output)
+        if args.dlq_command == "list":
+            return cmd_dlq_list(args, target, output)
+        return cmd_dlq_replay(args, target, output)
+    except UsageError as error:
+        return output.error("UsageError", str(error), EXIT_USAGE)
+    except ApiError as error:
+        code, message = _api_error_exit(error)
+        return output.error(error.error_type, message, code)
+    except WaitTimeoutError as error:
+        if not output.as_json:
+            for line in _job_lines(error.job):
+                output.note(line)
+        return output.error("WaitTimeoutError", str(error), EXIT_TIMEOUT)
+    except ConnectionFailedError as error:
+        hint = " (is `make local` running?)" if "make local" not in str(error) else ""
+        local_hint = hint if "127.0.0.1" in str(error) or "localhost" in str(error) else ""
+        return output.error("ConnectionFailedError", f"{error}{local_hint}", EXIT_TARGET)
+    except (CredentialsError, TargetError) as error:
+        return output.error(type(error).__name__, str(error), EXIT_TARGET)
+    except KeyboardInterrupt:
+        output.note("interrupted")
+        return 130
+    except Exception as error:
+        # AWS SDK errors (botocore) reaching the queues or the table.
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        if isinstance(error, NoCredentialsError):
+            return output.error("CredentialsError", str(error), EXIT_TARGET)
+        if isinstance(error, ClientError | BotoCoreError):
+            return output.error("AwsError", str(error), EXIT_TARGET)
+        from jobpipe.ops.dlq import DlqError
+
+        if isinstance(error, DlqError):
+            return output.error(type(error).__name__, str(error), EXIT_TARGET)
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,380 @@
+"""A Python client for the jobs API: submit a job, read it, wait for it.
+
+    client = JobsClient("http://127.0.0.1:8000")                     # the local stack
+    client = JobsClient(api_url, signer=SigV4Signer.from_session())   # the deployed stack (IAM)
+    job = client.wait(client.submit("echo", {"hello": "world"}).job_id, timeout=60)
+
+Requests to AWS are signed with SigV4 by botocore from the caller's credentials. HTTP is the
+standard library's `urllib`; nothing else is needed beyond what the functions already use.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from jobpipe.errors import JobError
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+DEFAULT_WAIT_SECONDS = 300.0
+USER_AGENT = "jobpipe-client/0.1"
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+class ClientError(JobError):
+    """Root of the client's errors."""
+
+
+class ApiError(ClientError):
+    """The API answered with an error status."""
+
+    def __init__(
+        self,
+        status: int,
+        error_type: str,
+        message: str,
+        body: Any = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{status} {error_type}: {message}")
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+        self.body = body
+        self.retry_after = retry_after
+
+    @property
+    def is_not_found(self) -> bool:
+        return self.status == 404
+
+
+class ConnectionFailedError(ClientError):
+    """The API could not be reached (wrong URL, nothing listening, DNS, TLS)."""
+
+
+class CredentialsError(ClientError):
+    """No AWS credentials to sign requests with."""
+
+
+class WaitTimeoutError(ClientError):
+    """The job was not terminal when the wait's time ran out."""
+
+    def __init__(self, job: JobInfo, timeout: float) -> None:
+        super().__init__(f"job {job.job_id} is still {job.status} after {timeout:g} s")
+        self.job = job
+        self.timeout = timeout
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    job_id: str
+    type: str
+    status: str
+    created_at: str
+    poll_url: str
+    location: str | None = None
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any], location: str | None) -> SubmittedJob:
+        return cls(
+            job_id=str(body["job_id"]),
+            type=str(body["type"]),
+            status=str(body["status"]),
+            created_at=str(body["created_at"]),
+            poll_url=str(body.get("poll_url", "")),
+            location=location,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "type": self.type,
+            "status": self.status,
+            "created_at": self.created_at,
+            "poll_url": self.poll_url,
+        }
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    type: str
+    message: str
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A job as `GET /jobs/{id}` shows it."""
+
+    job_id: str
+    type: str
+    status: str
+    attempts: int
+    max_attempts: int
+    created_at: str
+    started_at: str | None
+    completed_at: str | None
+    next_attempt_at: str | None
+    is_terminal: bool
+    dead_lettered: bool
+    replays: int = 0
+    result: Any = None
+    error: JobFailure | None = None
+    # Seconds the API asked the client to wait before polling again (None once terminal).
+    retry_after: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any], retry_after: float | None = None) -> JobInfo:
+        error = body.get("error")
+        return cls(
+            job_id=str(body["job_id"]),
+            type=str(body["type"]),
+            status=str(body["status"]),
+            attempts=int(body.get("attempts", 0)),
+            max_attempts=int(body.get("max_attempts", 0)),
+            created_at=str(body.get("created_at", "")),
+            started_at=body.get("started_at"),
+            completed_at=body.get("completed_at"),
+            next_attempt_at=body.get("next_attempt_at"),
+            is_terminal=bool(body.get("is_terminal", False)),
+            dead_lettered=bool(body.get("dead_lettered", False)),
+            replays=int(body.get("replays", 0)),
+            result=body.get("result"),
+            error=(
+                JobFailure(str(error.get("type", "")), str(error.get("message", "")))
+                if isinstance(error, Mapping)
+                else None
+            ),
+            retry_after=retry_after,
+            raw=dict(body),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.raw)
+
+
+# --- signing -----------------------------------------------------------------------------------
+
+
+class Signer(Protocol):
+    def sign(self, method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
+        """The headers to send, signature included."""
+        ...
+
+
+class SigV4Signer:
+    """Signs requests for API Gateway (`execute-api`) with botocore's SigV4 implementation."""
+
+    def __init__(self, credentials: Any, region: str, service: str = "execute-api") -> None:
+        self._credentials = credentials
+        self.region = region
+        self.service = service
+
+    @classmethod
+    def from_session(
+        cls, region: str | None = None, profile: str | None = None, session: Any = None
+    ) -> SigV4Signer:
+        """Credentials and region from the usual places (environment, profile, SSO, role)."""
+        import botocore.session
+
+        if session is None:
+            session = botocore.session.Session(profile=profile)
+        try:
+            credentials = session.get_credentials()
+        except Exception as error:
+            raise CredentialsError(f"could not load AWS credentials: {error}") from error
+        if credentials is None:
+            raise CredentialsError(
+                "no AWS credentials found (set AWS_PROFILE, run `aws sso login`, or export "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+            )
+        region = region or session.get_config_variable("region")
+        if not region:
+            raise CredentialsError("no AWS region (set AWS_REGION or pass --region)")
+        return cls(credentials, region)
+
+    def sign(self, method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        request = AWSRequest(method=method, url=url, data=body or None, headers=dict(headers))
+        SigV4Auth(self._credentials, self.service, self.region).add_auth(request)
+        return {name: str(value) for name, value in request.headers.items()}
+
+
+def region_of(url: str) -> str | None:
+    """The region in an API Gateway URL (`https://<id>.execute-api.<region>.amazonaws.com`)."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    parts = host.split(".")
+    if "execute-api" in parts:
+        index = parts.index("execute-api")
+        if index + 1 < len(parts):
+            return parts[index + 1]
+    return None
+
+
+# --- the client --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    raw = headers.get("retry-after") or headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None
+
+
+class JobsClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        signer: Signer | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ConnectionFailedError(f"not an http(s) URL: {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self._signer = signer
+        self._timeout = timeout
+        self._sleep = sleep
+        self._clock = clock
+
+    def submit(
+        self,
+        job_type: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> SubmittedJob:
+        """POST /jobs. Raises ApiError for 4xx/5xx answers."""
+        headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
+        answer = self._request(
+            "POST", "/jobs", {"type": job_type, "params": dict(params or {})}, headers
+        )
+        return SubmittedJob.from_body(answer.body, answer.headers.get("location"))
+
+    def get(self, job_id: str) -> JobInfo:
+        """GET /jobs/{id}. Raises ApiError (404 for an unknown job)."""
+        answer = self._request("GET", f"/jobs/{urllib.parse.quote(job_id, safe='')}")
+        return JobInfo.from_body(answer.body, _retry_after(answer.headers))
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float = DEFAULT_WAIT_SECONDS,
+        on_update: Callable[[JobInfo], None] | None = None,
+        initial_interval: float = 0.5,
+        max_interval: float = 10.0,
+    ) -> JobInfo:
+        """Poll until the job is terminal and return it; raise WaitTimeoutError after `timeout`.
+
+        Waits as long as the API's `Retry-After` asks; without one, backs off from
+        `initial_interval` up to `max_interval`. A `429`/`503` answer is waited out the same way.
+        """
+        deadline = self._clock() + timeout
+        interval = initial_interval
+        last: JobInfo | None = None
+        while True:
+            try:
+                job = self.get(job_id)
+            except ApiError as error:
+                if error.status not in (429, 503) or last is None:
+                    raise
+                pause = error.retry_after if error.retry_after is not None else interval
+            else:
+                last = job
+                if on_update is not None:
+                    on_update(job)
+                if job.is_terminal:
+                    return job
+                pause = job.retry_after if job.retry_after is not None else interval
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise WaitTimeoutError(last, timeout)
+            self._sleep(min(pause, remaining))
+            interval = min(max_interval, interval * 1.5)
+
+    # --- HTTP ----------------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        payload: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> _Answer:
+        url = f"{self.base_url}{path}"
+        body = b"" if payload is None else json.dumps(payload).encode("utf-8")
+        send = {"accept": "application/json", "user-agent": USER_AGENT, **(headers or {})}
+        if payload is not None:
+            send["content-type"] = "application/json"
+        if self._signer is not None:
+            send = self._signer.sign(method, url, send, body)
+        request = urllib.request.Request(  # noqa: S310  (the scheme is checked in __init__)
+            url, data=body if payload is not None else None, headers=send, method=method
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+                status, answer_headers, raw = response.status, response.headers, response.read()
+        except urllib.error.HTTPError as error:
+            status, answer_headers, raw = error.code, error.headers, error.read()
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise ConnectionFailedError(f"cannot reach {self.base_url}: {reason}") from error
+        lowered = {k.lower(): v for k, v in answer_headers.items()}
+        try:
+            decoded = json.loads(raw) if raw else None
+        except ValueError:
+            decoded = raw.decode("utf-8", "replace")
+        if status >= 400:
+            raise _api_error(status, decoded, _retry_after(lowered))
+        if not isinstance(decoded, dict):
+            raise ApiError(status, "UnexpectedAnswer", "the answer is not a JSON object", decoded)
+        return _Answer(status, lowered, decoded)
+
+
+def _api_error(status: int, body: Any, retry_after: float | None) -> ApiError:
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
+        return ApiError(
+            status,
+            str(error.get("type", "Error")),
+            str(error.get("message", "")),
+            body,
+            retry_after,
+        )
+    # API Gateway's own answers (no route, bad signature, throttled): {"message": "..."}.
+    message = body.get("message") if isinstance(body, dict) else None
+    return ApiError(status, "HTTP", str(message or body or "no details"), body, retry_after)

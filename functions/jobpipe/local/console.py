@@ -1,0 +1,74 @@
+"""What `jobpipe local` shows in the terminal: a banner, then one short line per job transition
+(the same log records the functions write as JSON on AWS, rendered for a person)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+if TYPE_CHECKING:
+    from jobpipe.local.stack import LocalConfig
+
+_ARROW = "\N{RIGHTWARDS ARROW}"
+
+
+class ConsoleFormatter(LambdaPowertoolsFormatter):
+    """Keeps the Powertools formatter's key handling (the handlers append and clear keys through
+    it) and renders each record as one readable line instead of JSON."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
+        fields: dict[str, Any] = record.__dict__
+        if "transition" in fields:
+            line = (
+                f"{stamp}  {fields.get('job_id')}  {fields.get('job_type', ''):<10} "
+                f"{fields['transition']:<9} {_ARROW} {fields.get('status', ''):<9} "
+                f"attempt {fields.get('attempts')}/{fields.get('max_attempts')}"
+            )
+            if fields.get("error_type"):
+                line += f"  error={fields['error_type']}"
+            if fields.get("dead_lettered"):
+                line += "  dead-lettered"
+        else:
+            line = f"{stamp}  {record.levelname.lower():<8} {record.getMessage()}"
+            job_id = fields.get("job_id")
+            if job_id:
+                line += f"  job_id={job_id}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def use_console_format() -> None:
+    """Render the functions' logs as console lines (the local stack only)."""
+    from jobpipe.observability import logger
+
+    logger.registered_handler.setFormatter(ConsoleFormatter())
+    # The HTTP servers' access logs would drown the transitions.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+def banner(config: LocalConfig, out: TextIO) -> None:
+    api = config.api_url
+    print(
+        f"""jobpipe local: the whole pipeline on this machine (moto, API, worker)
+
+API:      {api}
+OpenAPI:  {api}/openapi.json   (Swagger UI: {api}/docs)
+AWS:      moto at {config.aws_endpoint_url} (queue {config.queue_url.rsplit("/", 1)[-1]}, \
+DLQ {config.dlq_url.rsplit("/", 1)[-1]}, table {config.table_name})
+
+Try:
+  curl -s -X POST {api}/jobs -H 'content-type: application/json' \\
+       -d '{{"type": "echo", "params": {{"hello": "world"}}}}'
+  curl -s {api}/jobs/<job_id>
+  jobpipe submit flaky --params '{{"fail_times": 1}}' --wait
+
+One line per job transition below. Ctrl-C stops everything.
+""",
+        file=out,
+        flush=True,
+    )

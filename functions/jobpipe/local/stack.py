@@ -1,0 +1,252 @@
+"""The whole pipeline in one process: a moto server (SQS, DynamoDB), the queues and table created
+from the topology, the local API gateway in front of the real submit and status handlers, and the
+event-source harness driving the real worker handler.
+
+Every boto3 client in the process talks to the moto server: the stack sets `AWS_ENDPOINT_URL`,
+a region and dummy credentials in the environment before any client is created, and puts the
+previous values back when it stops. So only one stack runs per process at a time.
+
+    with LocalStack(port=0) as stack:
+        requests.post(f"{stack.api_url}/jobs", ...)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import asdict, dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from jobpipe.local.gateway import LOCAL_CONFIG_PATH, Gateway
+
+if TYPE_CHECKING:
+    from werkzeug.serving import BaseWSGIServer
+
+    from jobpipe.local.event_source import EventSourceMapping
+
+LOOPBACK = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_REGION = "us-east-1"
+ENV_PORT = "JOBPIPE_PORT"
+_log = logging.getLogger(__name__)
+
+# What the stack puts in the environment (and takes back out when it stops).
+_CLEARED = (
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+)
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """Where the local stack's parts are: what `GET /_local/config` answers, so that the CLI
+    can reach the queues (`jobpipe dlq ...`) knowing only the API's URL."""
+
+    api_url: str
+    aws_endpoint_url: str
+    region: str
+    table_name: str
+    queue_url: str
+    dlq_url: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class LocalStack:
+    """Start with `start()` (or `with`), stop with `stop()`; `port=0` picks a free port."""
+
+    def __init__(
+        self,
+        *,
+        host: str = LOOPBACK,
+        port: int = DEFAULT_PORT,
+        moto_port: int = 0,
+        region: str = DEFAULT_REGION,
+        prefix: str = "jobpipe",
+        worker: bool = True,
+        poll_wait_seconds: int = 1,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.moto_port = moto_port
+        self.region = region
+        self.prefix = prefix
+        self.run_worker = worker
+        self.poll_wait_seconds = poll_wait_seconds
+        self.esm: EventSourceMapping | None = None
+        self._config: LocalConfig | None = None
+        self._moto: Any = None
+        self._server: BaseWSGIServer | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._saved_env: dict[str, str | None] = {}
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        from moto.server import ThreadedMotoServer
+        from werkzeug.serving import make_server
+
+        self._moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
+        self._moto.start()
+        try:
+            _, moto_port = self._moto.get_host_and_port()
+            endpoint = f"http://{self.host}:{moto_port}"
+            self._point_aws_at(endpoint)
+            resources = self._create_resources()
+            self._set_env(resources.environment())
+            self._reset_wiring()
+
+            self._server = make_server(self.host, self.port, Gateway(local_config=self._local))
+            self.port = self._server.server_port
+            self._config = LocalConfig(
+                api_url=f"http://{self.host}:{self.port}",
+                aws_endpoint_url=endpoint,
+                region=self.region,
+                table_name=resources.table_name,
+                queue_url=resources.queue_url,
+                dlq_url=resources.dlq_url,
+            )
+            self._spawn("jobpipe-gateway", self._server.serve_forever)
+            if self.run_worker:
+                self.esm = self._event_source(resources.queue_url)
+                self._spawn("jobpipe-worker", self._poll)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the worker (after its current batch), the gateway and moto; restore the
+        environment. Safe to call twice."""
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+        if self._server is not None:
+            self._server.server_close()
+            self._server = None
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+        self._restore_env()
+        self._reset_wiring()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- what callers read ----------------------------------------------------------------------
+
+    @property
+    def config(self) -> LocalConfig:
+        if self._config is None:
+            raise RuntimeError("the local stack is not started")
+        return self._config
+
+    @property
+    def api_url(self) -> str:
+        return self.config.api_url
+
+    @property
+    def config_url(self) -> str:
+        return f"{self.api_url}{LOCAL_CONFIG_PATH}"
+
+    # --- parts ----------------------------------------------------------------------------------
+
+    def _local(self) -> dict[str, Any]:
+        return self.config.to_dict()
+
+    def _point_aws_at(self, endpoint: str) -> None:
+        for name in _CLEARED:
+            self._set_env({name: None})
+        self._set_env(
+            {
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_REGION": self.region,
+                # moto accepts any credentials; dummy ones keep real ones out of reach.
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+            }
+        )
+        self._reset_wiring()
+
+    def _create_resources(self) -> Any:
+        from jobpipe.adapters import clients
+        from jobpipe.local.resources import create_resources
+
+        return create_resources(clients.dynamodb(), clients.sqs(), prefix=self.prefix)
+
+    def _event_source(self, queue_url: str) -> EventSourceMapping:
+        import boto3
+
+        from jobpipe.handlers import worker
+        from jobpipe.local.event_source import EventSourceMapping
+
+        return EventSourceMapping(
+            boto3.client("sqs", region_name=self.region),
+            queue_url,
+            worker.handler,
+            region=self.region,
+            poll_wait_seconds=self.poll_wait_seconds,
+        )
+
+    def _poll(self) -> None:
+        assert self.esm is not None
+        while not self._stop.is_set():
+            try:
+                self.esm.poll_once()
+            except Exception:  # noqa: BLE001  (a failed poll must not end the worker)
+                if self._stop.is_set():
+                    return
+                _log.exception("worker poll failed; polling again")
+                self._stop.wait(1.0)
+
+    def _spawn(self, name: str, target: Any) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _set_env(self, values: dict[str, str | None]) -> None:
+        for name, value in values.items():
+            if name not in self._saved_env:
+                self._saved_env[name] = os.environ.get(name)
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    def _restore_env(self) -> None:
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+
+    @staticmethod
+    def _reset_wiring() -> None:
+        from jobpipe import wiring
+
+        wiring.reset()
+
+
+def port_from_env(default: int = DEFAULT_PORT) -> int:
+    raw = os.environ.get(ENV_PORT, "")
+    return int(raw) if raw.isdigit() else default

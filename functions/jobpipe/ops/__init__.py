@@ -1,0 +1,1 @@
+"""Operator tooling: what `jobpipe dlq` and `scripts/` run against a stack."""

@@ -1,0 +1,460 @@
+"""The dead-letter queue, for operators: list what is in it, and replay it.
+
+Replaying a message, one at a time (`method="receive"`, the default and the only one moto has):
+1. the job is reset first — `failed` → `pending` with a fresh set of attempts (REPLAY: the earlier
+   attempts stay on record as `prior_attempts`, and `replays` counts) — so that the worker never
+   finds the job still failed and dead-letters it again;
+2. the job's message is sent to the jobs queue;
+3. only then is it deleted from the DLQ.
+An interruption between two steps loses nothing: the next run finds the job `pending` and sends
+it again, and a duplicate message is harmless (the worker runs a job once per attempt). A job
+that already succeeded is not run again: its message is only deleted. So a replay is safe to run
+twice, and concurrently with the worker.
+
+With no filter, `method="move-task"` lets SQS move the messages itself (`StartMessageMoveTask`,
+at up to 500 messages/s) after resetting the jobs in the same way; it refuses to start while a
+move task is RUNNING, SCHEDULED or CANCELLING.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from jobpipe.domain.job import ErrorInfo, Job, check_job_id
+from jobpipe.domain.states import JobStatus
+from jobpipe.errors import IllegalTransitionError, InvalidJobIdError, JobError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+    from jobpipe.ports import JobStore
+
+ACTIVE_MOVE_TASK_STATUSES = frozenset({"RUNNING", "SCHEDULED", "CANCELLING"})
+MAX_MOVE_TASK_RATE = 500
+SQS_BATCH = 10
+ABANDONED = ErrorInfo("DeadLetteredError", "the message was moved to the dead-letter queue")
+
+
+class DlqError(JobError):
+    """A DLQ operation could not run."""
+
+
+class MoveTaskActiveError(DlqError):
+    """A message move task is already active on the DLQ (SQS allows one per queue)."""
+
+    def __init__(self, status: str, handle: str) -> None:
+        super().__init__(f"a message move task is already {status} on the DLQ ({handle})")
+        self.status = status
+        self.handle = handle
+
+
+class Action(StrEnum):
+    REPLAYED = "replayed"  # failed job reset to pending, message back on the jobs queue
+    REQUEUED = "requeued"  # job was not terminal (e.g. moved by SQS): message sent back as is
+    ALREADY_SUCCEEDED = "already_succeeded"  # nothing to run: the message is only deleted
+    BUSY = "busy"  # the job is running right now: left in the DLQ
+    UNREPLAYABLE = "unreplayable"  # no job behind the message (poison): left in the DLQ
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One DLQ message, with what the worker wrote on it (absent when SQS moved it itself)."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    job_id: str | None
+    job_type: str | None
+    error_type: str | None
+    error_message: str | None
+    attempts: int | None
+    sent_at_ms: int
+    receive_count: int
+
+    @classmethod
+    def from_message(cls, message: MessageTypeDef) -> DeadLetter:
+        attributes = {
+            name: value.get("StringValue")
+            for name, value in message.get("MessageAttributes", {}).items()
+        }
+        system = message.get("Attributes", {})
+        body = message.get("Body", "")
+        job_id, job_type = _identity_from_body(body)
+        job_id = _attribute(attributes, "job_id") or job_id
+        try:
+            job_id = check_job_id(job_id) if job_id else None
+        except InvalidJobIdError:
+            job_id = None
+        attempts = _attribute(attributes, "attempts")
+        return cls(
+            message_id=message["MessageId"],
+            receipt_handle=message["ReceiptHandle"],
+            body=body,
+            job_id=job_id,
+            job_type=_attribute(attributes, "job_type") or job_type,
+            error_type=_attribute(attributes, "error_type")
+            or (None if attributes else "MaxReceiveCountExceeded"),
+            error_message=_attribute(attributes, "error_message"),
+            attempts=int(attempts) if attempts and attempts.isdigit() else None,
+            sent_at_ms=int(system.get("SentTimestamp", "0") or 0),
+            receive_count=int(system.get("ApproximateReceiveCount", "0") or 0),
+        )
+
+    def age_seconds(self, now: float) -> float:
+        return max(0.0, now - self.sent_at_ms / 1000) if self.sent_at_ms else 0.0
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "job_id": self.job_id,
+            "job_type": self.job_type,
+            "error_type": self.error_type,
+            "error_message": self.error_message,
+            "attempts": self.attempts,
+            "age_seconds": round(self.age_seconds(now), 1),
+        }
+
+
+def _attribute(attributes: dict[str, str | None], name: str) -> str | None:
+    value = attributes.get(name)
+    # The worker writes "-" for an empty attribute (SQS refuses empty strings).
+    return None if value in (None, "", "-") else value
+
+
+def _identity_from_body(body: str) -> tuple[str | None, str | None]:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    job_id, job_type = data.get("job_id"), data.get("type")
+    return (
+        job_id if isinstance(job_id, str) else None,
+        job_type if isinstance(job_type, str) else None,
+    )
+
+
+@dataclass(frozen=True)
+class ReplayFilter:
+    """Which DLQ messages to act on; an empty filter matches all."""
+
+    job_types: frozenset[str] = frozenset()
+    error_types: frozenset[str] = frozenset()
+    job_ids: frozenset[str] = frozenset()
+    min_age_seconds: float | None = None
+    max_age_seconds: float | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not (
+            self.job_types
+            or self.error_types
+            or self.job_ids
+            or self.min_age_seconds is not None
+            or self.max_age_seconds is not None
+        )
+
+    def matches(self, letter: DeadLetter, now: float) -> bool:
+        age = letter.age_seconds(now)
+        return (
+            (not self.job_types or letter.job_type in self.job_types)
+            and (not self.error_types or letter.error_type in self.error_types)
+            and (not self.job_ids or letter.job_id in self.job_ids)
+            and (self.min_age_seconds is None or age >= self.min_age_seconds)
+            and (self.max_age_seconds is None or age <= self.max_age_seconds)
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    message_id: str
+    job_id: str | None
+    job_type: str | None
+    action: Action
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "job_id": self.job_id,
+            "job_type": self.job_type,
+            "action": self.action.value,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class ReplayReport:
+    dry_run: bool
+    method: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    task_handle: str | None = None
+
+    def counts(self) -> dict[str, int]:
+        counts = {action.value: 0 for action in Action}
+        for outcome in self.outcomes:
+            counts[outcome.action.value] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "method": self.method,
+            "counts": self.counts(),
+            "task_handle": self.task_handle,
+            "messages": [outcome.to_dict() for outcome in self.outcomes],
+        }
+
+
+class DeadLetterQueue:
+    """The DLQ of one stack, with the jobs queue and the job store it replays into."""
+
+    def __init__(
+        self,
+        sqs: SQSClient,
+        store: JobStore,
+        *,
+        dlq_url: str,
+        queue_url: str,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        wait_seconds: int = 1,
+        visibility_seconds: int = 120,
+    ) -> None:
+        self._sqs = sqs
+        self._store = store
+        self.dlq_url = dlq_url
+        self.queue_url = queue_url
+        self._clock = clock
+        self._sleep = sleep
+        # Long polls make SQS answer from all its servers: the first empty answer means empty.
+        self._wait = wait_seconds
+        # How long a message being looked at stays hidden from another replay (or list).
+        self._visibility = visibility_seconds
+
+    # --- list ------------------------------------------------------------------------------------
+
+    def list_messages(
+        self, where: ReplayFilter | None = None, limit: int | None = None
+    ) -> list[DeadLetter]:
+        """The messages in the DLQ, oldest first. Reading hides them briefly; they are made
+        visible again before this returns."""
+        where = where or ReplayFilter()
+        now = self._clock()
+        received: list[DeadLetter] = []
+        try:
+            for _letter in self._receive_all(received):
+                pass
+        finally:
+            self._release(received)
+        letters = [letter for letter in received if where.matches(letter, now)]
+        letters.sort(key=lambda letter: (letter.sent_at_ms, letter.message_id))
+        return letters[:limit] if limit is not None else letters
+
+    # --- replay ----------------------------------------------------------------------------------
+
+    def replay(
+        self,
+        where: ReplayFilter | None = None,
+        *,
+        limit: int | None = None,
+        rate: float | None = None,
+        dry_run: bool = False,
+    ) -> ReplayReport:
+        """Replay the matching messages one by one (receive, reset the job, send, delete)."""
+        where = where or ReplayFilter()
+        report = ReplayReport(dry_run=dry_run, method="receive")
+        now = self._clock()
+        received: list[DeadLetter] = []
+        removed: set[str] = set()
+        started = time.monotonic()
+        try:
+            for letter in self._receive_all(received):
+                if limit is not None and len(report.outcomes) >= limit:
+                    break
+                if not where.matches(letter, now):
+                    continue
+                if rate:
+                    self._pace(started, len(report.outcomes), rate)
+                outcome, gone = self._replay_one(letter, dry_run)
+                report.outcomes.append(outcome)
+                if gone:
+                    removed.add(letter.message_id)
+        finally:
+            self._release([letter for letter in received if letter.message_id not in removed])
+        return report
+
+    def replay_with_move_task(
+        self, *, rate: float | None = None, dry_run: bool = False
+    ) -> ReplayReport:
+        """Reset every dead-lettered job, then let SQS move all the DLQ's messages back."""
+        dlq_arn = self._arn(self.dlq_url)
+        active = self.active_move_task(dlq_arn)
+        if active is not None:
+            raise MoveTaskActiveError(active["Status"], active.get("TaskHandle", "?"))
+        report = ReplayReport(dry_run=dry_run, method="move-task")
+        received: list[DeadLetter] = []
+        try:
+            for letter in self._receive_all(received):
+                report.outcomes.append(self._reset_for_move(letter, dry_run))
+        finally:
+            self._release(received)
+        if dry_run or not received:
+            return report
+        arguments: dict[str, Any] = {
+            "SourceArn": dlq_arn,
+            "DestinationArn": self._arn(self.queue_url),
+        }
+        if rate:
+            arguments["MaxNumberOfMessagesPerSecond"] = max(1, min(MAX_MOVE_TASK_RATE, int(rate)))
+        report.task_handle = self._sqs.start_message_move_task(**arguments)["TaskHandle"]
+        return report
+
+    def active_move_task(self, dlq_arn: str | None = None) -> dict[str, Any] | None:
+        """The move task running (or about to, or being cancelled) on the DLQ, if any."""
+        tasks = self._sqs.list_message_move_tasks(
+            SourceArn=dlq_arn or self._arn(self.dlq_url), MaxResults=10
+        ).get("Results", [])
+        for task in tasks:
+            if task.get("Status") in ACTIVE_MOVE_TASK_STATUSES:
+                return dict(task)
+        return None
+
+    # --- one message -----------------------------------------------------------------------------
+
+    def _replay_one(self, letter: DeadLetter, dry_run: bool) -> tuple[Outcome, bool]:
+        """What became of the message, and whether it left the DLQ."""
+        job = self._store.get(letter.job_id) if letter.job_id else None
+        if job is None:
+            detail = "no job id in the message" if not letter.job_id else "no such job"
+            return self._outcome(letter, Action.UNREPLAYABLE, detail), False
+        if job.status is JobStatus.SUCCEEDED:
+            if not dry_run:
+                self._delete(letter)
+            return self._outcome(letter, Action.ALREADY_SUCCEEDED, "deleted"), not dry_run
+        if self._is_busy(job):
+            return self._outcome(letter, Action.BUSY, "the job is running"), False
+        action = Action.REPLAYED if self._needs_reset(job) else Action.REQUEUED
+        if dry_run:
+            return self._outcome(letter, action, _describe(job)), False
+        job = self._reset(job)
+        # Send before delete: interrupted here, the message is in both queues, which is harmless.
+        self._sqs.send_message(QueueUrl=self.queue_url, MessageBody=job.message().to_body())
+        self._delete(letter)
+        return self._outcome(letter, action, _describe(job)), True
+
+    def _reset_for_move(self, letter: DeadLetter, dry_run: bool) -> Outcome:
+        job = self._store.get(letter.job_id) if letter.job_id else None
+        if job is None:
+            return self._outcome(letter, Action.UNREPLAYABLE, "moved; the worker dead-letters it")
+        if job.status is JobStatus.SUCCEEDED:
+            return self._outcome(letter, Action.ALREADY_SUCCEEDED, "moved; the worker drops it")
+        if self._is_busy(job):
+            return self._outcome(letter, Action.BUSY, "the job is running")
+        action = Action.REPLAYED if self._needs_reset(job) else Action.REQUEUED
+        if not dry_run:
+            job = self._reset(job)
+        return self._outcome(letter, action, _describe(job))
+
+    def _is_busy(self, job: Job) -> bool:
+        return (
+            job.status is JobStatus.RUNNING
+            and job.lease_expires_at is not None
+            and job.lease_expires_at > self._now_ms()
+        )
+
+    @staticmethod
+    def _needs_reset(job: Job) -> bool:
+        # A running job here has an expired lease: its runner died (SQS moved the message).
+        return job.status in (JobStatus.FAILED, JobStatus.RUNNING)
+
+    def _reset(self, job: Job) -> Job:
+        """Make the job startable again with a fresh set of attempts (no-op when it is)."""
+        if job.status is JobStatus.RUNNING:
+            try:
+                job = self._store.fail(
+                    job.job_id,
+                    attempt=None,
+                    error=ABANDONED,
+                    dead_lettered=True,
+                    now_ms=self._now_ms(),
+                )
+            except IllegalTransitionError as refused:
+                job = refused.job or job
+        if job.status is JobStatus.FAILED:
+            try:
+                job = self._store.replay(job.job_id, now_ms=self._now_ms())
+            except IllegalTransitionError as refused:
+                # Another replay got there first: the job is pending already.
+                job = refused.job or job
+            else:
+                from jobpipe.observability import log_transition
+
+                log_transition(job, "replay")
+        return job
+
+    # --- SQS ------------------------------------------------------------------------------------
+
+    def _receive_all(self, received: list[DeadLetter]) -> Iterator[DeadLetter]:
+        """Every message in the DLQ once, each hidden while the caller works on it. Every
+        message received is also added to `received`, yielded or not, for `_release`."""
+        seen: set[str] = set()
+        while True:
+            messages = self._sqs.receive_message(
+                QueueUrl=self.dlq_url,
+                MaxNumberOfMessages=SQS_BATCH,
+                VisibilityTimeout=self._visibility,
+                WaitTimeSeconds=self._wait,
+                MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
+            ).get("Messages", [])
+            fresh = [m for m in messages if m["MessageId"] not in seen]
+            if not fresh:
+                return
+            letters = [DeadLetter.from_message(message) for message in fresh]
+            seen.update(letter.message_id for letter in letters)
+            received.extend(letters)
+            yield from letters
+
+    def _release(self, letters: list[DeadLetter]) -> None:
+        """Make messages this run looked at but left in the DLQ visible again."""
+        for start in range(0, len(letters), SQS_BATCH):
+            chunk = letters[start : start + SQS_BATCH]
+            self._sqs.change_message_visibility_batch(
+                QueueUrl=self.dlq_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": letter.receipt_handle, "VisibilityTimeout": 0}
+                    for i, letter in enumerate(chunk)
+                ],
+            )
+
+    def _delete(self, letter: DeadLetter) -> None:
+        self._sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=letter.receipt_handle)
+
+    def _arn(self, url: str) -> str:
+        return self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+
+    def _pace(self, started: float, done: int, rate: float) -> None:
+        wait = started + done / rate - time.monotonic()
+        if wait > 0:
+            self._sleep(wait)
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    @staticmethod
+    def _outcome(letter: DeadLetter, action: Action, detail: str) -> Outcome:
+        return Outcome(letter.message_id, letter.job_id, letter.job_type, action, detail)
+
+
+def _describe(job: Job) -> str:
+    return f"job is {job.status.value}; replays={job.replays}, prior attempts={job.prior_attempts}"
