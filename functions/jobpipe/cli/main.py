@@ -327,6 +327,8 @@ def _dead_letter_queue(target: Target) -> DeadLetterQueue:
         DynamoDBJobStore(target.table_name, client=target.dynamodb()),
         dlq_url=target.dlq_url,
         queue_url=target.queue_url,
+        # SQS needs a long poll to be sure a queue is empty; moto answers from one place.
+        wait_seconds=0 if target.local else 1,
     )
 
 
@@ -385,6 +387,8 @@ def cmd_dlq_replay(args: argparse.Namespace, target: Target, output: Output) -> 
         )
     if method == "move-task" and (not where.is_empty or args.limit):
         raise UsageError("--method move-task moves everything: it takes no filter and no --limit")
+    if method == "move-task" and target.local:
+        raise UsageError("the local stack (moto) has no message move tasks: use --method receive")
     dlq = _dead_letter_queue(target)
     if method == "move-task":
         report = dlq.replay_with_move_task(rate=args.rate, dry_run=args.dry_run)
@@ -484,7 +488,15 @@ def main(
 ) -> int:
     """The console script. Returns the exit code (see the module docstring)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # KEY=VALUE params may come after options (`submit echo --wait a=1`), which argparse does not
+    # collect into a positional list by itself.
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "submit":
+        pairs = [item for item in extra if "=" in item and not item.startswith("-")]
+        args.pairs = [*args.pairs, *pairs]
+        extra = [item for item in extra if item not in pairs]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     output = Output(bool(args.json), out or sys.stdout, err or sys.stderr)
     from jobpipe.cli.target import TargetError, resolve
     from jobpipe.client import (
@@ -497,6 +509,8 @@ def main(
     try:
         if args.command == "local":
             return cmd_local(args, output)
+        if args.url and args.stack:
+            raise UsageError("pass either --url or --stack, not both")
         target = resolve(args.url, args.stack, args.region, args.profile)
         if args.command == "submit":
             return cmd_submit(args, target, output)
