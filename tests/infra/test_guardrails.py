@@ -1,0 +1,125 @@
+"""Settings that would lose or duplicate work refuse to synthesize, each with a clear message."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from aws_cdk import App, Duration, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
+from infra.app import build_app
+from infra.bundling import Bundle
+from infra.guardrails import (
+    GuardrailError,
+    PartialBatchResponseRequired,
+    check_topology,
+)
+
+from jobpipe.domain.registry import load_job_types
+from jobpipe.topology import TOPOLOGY, Topology
+
+pytestmark = pytest.mark.xdist_group("cdk")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobTypesWithMaxAttempts:
+    largest: int
+
+    def max_attempts(self) -> int:
+        return self.largest
+
+
+def _topology(**queue: int) -> Topology:
+    return dataclasses.replace(TOPOLOGY, queue=dataclasses.replace(TOPOLOGY.queue, **queue))
+
+
+def test_the_shipped_topology_and_job_types_pass() -> None:
+    check_topology(TOPOLOGY, load_job_types())
+
+
+def test_visibility_below_six_timeouts_plus_window_is_refused() -> None:
+    # Given a visibility one second short of 6 x 60 s + 1 s
+    topology = _topology(visibility_timeout_seconds=6 * TOPOLOGY.worker.timeout_seconds)
+    # When the topology is checked / Then it is refused, naming the setting and the minimum
+    with pytest.raises(GuardrailError, match=r"visibility timeout 360 s is below .* = 361 s"):
+        check_topology(topology, load_job_types())
+
+
+def test_max_receive_count_below_five_is_refused() -> None:
+    with pytest.raises(GuardrailError, match="maxReceiveCount 4 is below 5"):
+        check_topology(_topology(max_receive_count=4), JobTypesWithMaxAttempts(1))
+
+
+def test_max_receive_count_not_above_a_job_types_max_attempts_is_refused() -> None:
+    # Given a job type that may run 10 attempts and a queue that redrives on the 10th receive
+    job_types = JobTypesWithMaxAttempts(TOPOLOGY.queue.max_receive_count)
+    # Then SQS would dead-letter a job with attempts left: refused
+    with pytest.raises(GuardrailError, match="not above the largest job type max_attempts"):
+        check_topology(TOPOLOGY, job_types)
+
+
+def test_dlq_retention_not_longer_than_the_source_is_refused() -> None:
+    topology = _topology(dlq_retention_seconds=TOPOLOGY.queue.retention_seconds)
+    with pytest.raises(GuardrailError, match=r"DLQ retention .* is not longer than the queue's"):
+        check_topology(topology, load_job_types())
+
+
+def test_every_broken_rule_is_reported_at_once() -> None:
+    topology = _topology(max_receive_count=2, visibility_timeout_seconds=30)
+    with pytest.raises(GuardrailError) as refused:
+        check_topology(topology, load_job_types())
+    assert str(refused.value).count("\n- ") == 3
+
+
+def test_the_app_refuses_a_bad_topology_before_declaring_anything(bundle: Bundle) -> None:
+    with pytest.raises(GuardrailError, match="maxReceiveCount"):
+        build_app(topology=_topology(max_receive_count=3), bundle=bundle)
+
+
+def _stack_with_mapping(report_batch_item_failures: bool) -> tuple[App, Stack]:
+    app = App()
+    stack = Stack(app, "Guarded")
+    stack.node.add_validation(PartialBatchResponseRequired(stack))
+    queue = sqs.Queue(stack, "Queue", visibility_timeout=Duration.seconds(361))
+    function = lambda_.Function(
+        stack,
+        "Worker",
+        runtime=lambda_.Runtime.PYTHON_3_13,
+        handler="index.handler",
+        code=lambda_.Code.from_inline("def handler(event, context): return None"),
+    )
+    lambda_.EventSourceMapping(
+        stack,
+        "Mapping",
+        target=function,
+        event_source_arn=queue.queue_arn,
+        report_batch_item_failures=report_batch_item_failures,
+    )
+    return app, stack
+
+
+def test_an_sqs_event_source_without_report_batch_item_failures_fails_the_synth() -> None:
+    # Given a stack whose SQS mapping does not report partial batch failures
+    app, _ = _stack_with_mapping(report_batch_item_failures=False)
+    # When it is synthesized / Then the synth fails and says why and how to fix it
+    with pytest.raises(
+        RuntimeError, match=r"without FunctionResponseTypes.*ReportBatchItemFailures"
+    ):
+        app.synth()
+
+
+def test_an_sqs_event_source_reporting_batch_item_failures_synthesizes() -> None:
+    app, _ = _stack_with_mapping(report_batch_item_failures=True)
+    app.synth()
+
+
+def test_the_jobpipe_stack_checks_its_own_event_source(tmp_path: Path, bundle: Bundle) -> None:
+    # Given the real stack whose mapping lost ReportBatchItemFailures after construction
+    app, stack = build_app(outdir=str(tmp_path), bundle=bundle)
+    (mapping,) = [n for n in stack.node.find_all() if isinstance(n, lambda_.CfnEventSourceMapping)]
+    mapping.function_response_types = []
+    # When it is synthesized / Then it fails
+    with pytest.raises(RuntimeError, match="ReportBatchItemFailures"):
+        app.synth()

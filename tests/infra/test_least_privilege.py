@@ -1,0 +1,106 @@
+"""Each function's role may call exactly what its code calls (topology.Permissions), on the
+resources it uses, plus writing its own logs and traces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from jobpipe.topology import TOPOLOGY
+from tests.infra.conftest import Synthesized
+
+pytestmark = pytest.mark.xdist_group("cdk")
+
+ALLOWED = TOPOLOGY.permissions
+BASICS = {
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+}
+
+
+def _grants(synthesized: Synthesized, name: str) -> dict[str, set[str]]:
+    """The actions the function's role is granted, by resource (as JSON)."""
+    role_id = synthesized.logical_id(f"Functions/{name}Role")
+    grants: dict[str, set[str]] = {}
+    policies = [
+        p["Properties"]
+        for p in synthesized.resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+    ]
+    assert policies, name
+    for policy in policies:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow"
+            actions = statement["Action"]
+            resources = statement["Resource"]
+            for resource in resources if isinstance(resources, list) else [resources]:
+                key = _resource_key(resource)
+                grants.setdefault(key, set()).update(
+                    actions if isinstance(actions, list) else [actions]
+                )
+    return grants
+
+
+def _resource_key(resource: Any) -> str:
+    if resource == "*":
+        return "*"
+    if isinstance(resource, dict) and "Fn::GetAtt" in resource:
+        logical_id, attribute = resource["Fn::GetAtt"]
+        assert attribute == "Arn", resource
+        return str(logical_id)
+    raise AssertionError(f"unexpected resource {resource!r}")
+
+
+def _expected(
+    synthesized: Synthesized, name: str, **by_path: tuple[str, ...]
+) -> dict[str, set[str]]:
+    expected: dict[str, set[str]] = {
+        synthesized.logical_id(f"Functions/{name}Logs"): {
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+        },
+        "*": {"xray:PutTraceSegments", "xray:PutTelemetryRecords"},
+    }
+    paths = {"table": "Jobs/Table", "queue": "Queues/Queue", "dlq": "Queues/DeadLetterQueue"}
+    for key, actions in by_path.items():
+        expected[synthesized.logical_id(paths[key])] = set(actions)
+    return expected
+
+
+def test_status_may_only_read_jobs(synthesized: Synthesized) -> None:
+    assert _grants(synthesized, "Status") == _expected(
+        synthesized, "Status", table=ALLOWED.status_table
+    )
+
+
+def test_submit_may_only_write_jobs_and_send_to_the_queue(synthesized: Synthesized) -> None:
+    assert _grants(synthesized, "Submit") == _expected(
+        synthesized, "Submit", table=ALLOWED.submit_table, queue=ALLOWED.submit_queue
+    )
+
+
+def test_worker_may_only_update_jobs_consume_the_queue_and_dead_letter(
+    synthesized: Synthesized,
+) -> None:
+    assert _grants(synthesized, "Worker") == _expected(
+        synthesized,
+        "Worker",
+        table=ALLOWED.worker_table,
+        queue=ALLOWED.worker_queue,
+        dlq=ALLOWED.worker_dlq,
+    )
+
+
+def test_no_role_has_a_managed_policy_or_a_wildcard_action(synthesized: Synthesized) -> None:
+    for role_id, role in synthesized.resources("AWS::IAM::Role").items():
+        assert "ManagedPolicyArns" not in role["Properties"], role_id
+    for policy in synthesized.resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            for action in actions if isinstance(actions, list) else [actions]:
+                assert "*" not in action, action
+                if statement["Resource"] == "*":
+                    assert action in BASICS, action
