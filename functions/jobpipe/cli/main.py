@@ -444,13 +444,13 @@ def cmd_local(args: argparse.Namespace, output: Output) -> int:
 
     def on_signal(_signum: int, _frame: Any) -> None:
         stopping.set()
+        # A second Ctrl-C does not wait for the worker's batch.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
+    signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     banner(stack.config, output.out)
-    try:
-        while not stopping.wait(0.5):
-            pass
-    except KeyboardInterrupt:
+    while not stopping.wait(0.5):
         pass
     output.note("\nstopping (the worker finishes its batch)...")
     stack.stop()

@@ -28,7 +28,7 @@ class ConsoleFormatter(LambdaPowertoolsFormatter):
                 f"{fields['transition']:<9} {_ARROW} {fields.get('status', ''):<9} "
                 f"attempt {fields.get('attempts')}/{fields.get('max_attempts')}"
             )
-            if fields.get("error_type"):
+            if fields.get("error_type") and fields.get("status") in ("retrying", "failed"):
                 line += f"  error={fields['error_type']}"
             if fields.get("dead_lettered"):
                 line += "  dead-lettered"

@@ -394,10 +394,6 @@ class DeadLetterQueue:
             except IllegalTransitionError as refused:
                 # Another replay got there first: the job is pending already.
                 job = refused.job or job
-            else:
-                from jobpipe.observability import log_transition
-
-                log_transition(job, "replay")
         return job
 
     # --- SQS ------------------------------------------------------------------------------------
