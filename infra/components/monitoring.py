@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
@@ -96,7 +96,14 @@ class Monitoring(Construct):
         ]
 
         functions = {"worker": worker, "submit": submit, "status": status}
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
+        stack = Stack.of(self)
+        self.dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            # Dashboard names are global to the account: the region keeps deployments apart.
+            dashboard_name=f"{stack.stack_name}-{stack.region}",
+            default_interval=Duration.hours(3),
+        )
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Queue depth",
