@@ -1,9 +1,10 @@
 """Settings that would let SQS and Lambda lose or duplicate work stop the synth.
 
 Two layers: `check_topology` refuses a topology (or a set of job types) that breaks an
-SQS/Lambda rule before any resource is declared, and `PartialBatchResponseRequired`, a
-validation on the stack, refuses any SQS event source mapping in the synthesized tree that does
-not report partial batch failures, however it was declared.
+SQS/Lambda rule before any resource is declared, and `SqsEventSourceRules`, a validation on the
+stack, checks every SQS event source mapping in the synthesized tree, however it was declared:
+partial batch responses on, and the queue's visibility, redrive and DLQ retention consistent
+with the function it feeds.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 import jsii
 from aws_cdk import CfnResource, Stack
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
 from constructs import IConstruct, IValidation
 
 from jobpipe.topology import Topology
@@ -73,23 +75,38 @@ def check_topology(topology: Topology, job_types: JobTypes) -> None:
         )
 
 
-def _is_sqs_source(stack: Stack, arn: Any, resource_types: dict[str, str]) -> bool:
-    resolved = stack.resolve(arn)
-    if isinstance(resolved, str):
-        return ":sqs:" in resolved
-    if isinstance(resolved, dict) and "Fn::GetAtt" in resolved:
-        logical_id = resolved["Fn::GetAtt"][0]
-        return resource_types.get(logical_id) == "AWS::SQS::Queue"
-    # An imported ARN we cannot see into: SQS ARNs carry the service name.
-    return ":sqs:" in str(resolved)
+# CloudFormation's defaults for the properties the rules below read.
+DEFAULT_VISIBILITY_TIMEOUT = 30
+DEFAULT_RETENTION = 4 * 24 * 3600
+DEFAULT_FUNCTION_TIMEOUT = 3
+
+
+def _referenced_id(value: Any) -> str | None:
+    """The logical id a resolved `Ref` or `Fn::GetAtt` points at, if it is one."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return str(value["Ref"])
+        if "Fn::GetAtt" in value:
+            return str(value["Fn::GetAtt"][0])
+    return None
+
+
+def _int(value: Any, default: int) -> int | None:
+    """A concrete integer setting, its default when unset, None when only known at deploy."""
+    if value is None:
+        return default
+    return value if isinstance(value, int) else None
 
 
 @jsii.implements(IValidation)
-class PartialBatchResponseRequired:
-    """Fails the synth if an SQS event source mapping under `scope` lacks ReportBatchItemFailures.
+class SqsEventSourceRules:
+    """Fails the synth if an SQS event source mapping under `scope` could lose or duplicate work,
+    whatever the topology said: it must report batch item failures, and, where its queue and
+    function are in the same stack, the queue must outlast the function's timeouts and redrive
+    to a DLQ that keeps messages longer than it does.
 
-    Without it, one failed record makes Lambda return the whole batch to the queue (duplicating
-    the records that succeeded), and a handler's `batchItemFailures` is ignored.
+    Without ReportBatchItemFailures one failed record makes Lambda return the whole batch to the
+    queue (running the records that succeeded again), and `batchItemFailures` is ignored.
     """
 
     def __init__(self, scope: IConstruct) -> None:
@@ -97,24 +114,73 @@ class PartialBatchResponseRequired:
 
     def validate(self) -> list[str]:
         stack = Stack.of(self._scope)
-        nodes = self._scope.node.find_all()
-        resource_types = {
-            stack.resolve(stack.get_logical_id(n)): n.cfn_resource_type
-            for n in nodes
+        resources: dict[str, CfnResource] = {
+            stack.resolve(stack.get_logical_id(n)): n
+            for n in self._scope.node.find_all()
             if isinstance(n, CfnResource)
         }
         errors: list[str] = []
-        for node in nodes:
-            if not isinstance(node, lambda_.CfnEventSourceMapping):
-                continue
-            if not _is_sqs_source(stack, node.event_source_arn, resource_types):
-                continue
-            response_types = stack.resolve(node.function_response_types) or []
-            if REPORT_BATCH_ITEM_FAILURES not in response_types:
+        for mapping in resources.values():
+            if isinstance(mapping, lambda_.CfnEventSourceMapping):
+                errors.extend(self._check(stack, mapping, resources))
+        return errors
+
+    def _check(
+        self,
+        stack: Stack,
+        mapping: lambda_.CfnEventSourceMapping,
+        resources: dict[str, CfnResource],
+    ) -> list[str]:
+        source = stack.resolve(mapping.event_source_arn)
+        queue = resources.get(_referenced_id(source) or "")
+        if queue is None:
+            # An imported source: SQS ARNs carry the service name.
+            if ":sqs:" not in str(source):
+                return []
+        elif not isinstance(queue, sqs.CfnQueue):
+            return []
+        path = mapping.node.path
+        errors: list[str] = []
+        response_types = stack.resolve(mapping.function_response_types) or []
+        if REPORT_BATCH_ITEM_FAILURES not in response_types:
+            errors.append(
+                f"{path}: an SQS event source without FunctionResponseTypes "
+                f"[{REPORT_BATCH_ITEM_FAILURES}] retries whole batches (running succeeded jobs "
+                "again) and ignores batchItemFailures; set report_batch_item_failures=True"
+            )
+        if queue is None:
+            return errors
+        function = resources.get(_referenced_id(stack.resolve(mapping.function_name)) or "")
+        visibility = _int(stack.resolve(queue.visibility_timeout), DEFAULT_VISIBILITY_TIMEOUT)
+        window = _int(stack.resolve(mapping.maximum_batching_window_in_seconds), 0)
+        if isinstance(function, lambda_.CfnFunction):
+            timeout = _int(stack.resolve(function.timeout), DEFAULT_FUNCTION_TIMEOUT)
+            if None not in (visibility, timeout, window):
+                assert visibility is not None and timeout is not None and window is not None
+                needed = VISIBILITY_TIMEOUT_FACTOR * timeout + window
+                if visibility < needed:
+                    errors.append(
+                        f"{path}: queue visibility timeout {visibility} s is below "
+                        f"{VISIBILITY_TIMEOUT_FACTOR} x function timeout ({timeout} s) + "
+                        f"batching window ({window} s) = {needed} s"
+                    )
+        redrive = stack.resolve(queue.redrive_policy)
+        if not isinstance(redrive, dict):
+            errors.append(f"{path}: the source queue has no redrive policy (dead-letter queue)")
+            return errors
+        receives = redrive.get("maxReceiveCount")
+        if isinstance(receives, int) and receives < MIN_MAX_RECEIVE_COUNT:
+            errors.append(
+                f"{path}: maxReceiveCount {receives} is below {MIN_MAX_RECEIVE_COUNT}: "
+                "throttles alone would dead-letter jobs"
+            )
+        dlq = resources.get(_referenced_id(redrive.get("deadLetterTargetArn")) or "")
+        if isinstance(dlq, sqs.CfnQueue):
+            kept = _int(stack.resolve(dlq.message_retention_period), DEFAULT_RETENTION)
+            source_kept = _int(stack.resolve(queue.message_retention_period), DEFAULT_RETENTION)
+            if kept is not None and source_kept is not None and kept <= source_kept:
                 errors.append(
-                    f"{node.node.path}: an SQS event source without "
-                    f"FunctionResponseTypes [{REPORT_BATCH_ITEM_FAILURES}] retries whole "
-                    "batches (running succeeded jobs again) and ignores batchItemFailures; "
-                    "set report_batch_item_failures=True"
+                    f"{path}: DLQ retention {kept} s is not longer than the source queue's "
+                    f"{source_kept} s: redriven messages keep their enqueue time and would expire"
                 )
         return errors

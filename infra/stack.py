@@ -13,7 +13,7 @@ from infra.components.monitoring import Monitoring
 from infra.components.queues import JobQueues
 from infra.components.table import JobsTable
 from infra.components.worker import WorkerEventSource
-from infra.guardrails import JobTypes, PartialBatchResponseRequired, check_topology
+from infra.guardrails import JobTypes, SqsEventSourceRules, check_topology
 from jobpipe import settings
 from jobpipe.topology import Topology
 
@@ -41,7 +41,7 @@ class JobpipeStack(Stack):
         # Refuse before declaring anything: a bad topology never reaches a template.
         check_topology(topology, job_types)
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        self.node.add_validation(PartialBatchResponseRequired(self))
+        self.node.add_validation(SqsEventSourceRules(self))
 
         table = JobsTable(self, "Jobs", shape=topology.table).table
         queues = JobQueues(self, "Queues", shape=topology.queue)

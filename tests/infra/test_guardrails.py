@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aws_cdk import App, Duration, Stack
@@ -13,7 +14,7 @@ from infra.app import build_app
 from infra.bundling import Bundle
 from infra.guardrails import (
     GuardrailError,
-    PartialBatchResponseRequired,
+    SqsEventSourceRules,
     check_topology,
 )
 
@@ -78,16 +79,37 @@ def test_the_app_refuses_a_bad_topology_before_declaring_anything(bundle: Bundle
         build_app(topology=_topology(max_receive_count=3), bundle=bundle)
 
 
-def _stack_with_mapping(report_batch_item_failures: bool) -> tuple[App, Stack]:
+def _guarded_app(
+    *,
+    report_batch_item_failures: bool = True,
+    visibility_seconds: int = 361,
+    timeout_seconds: int = 60,
+    window_seconds: int = 1,
+    max_receive_count: int | None = 10,
+    dlq_retention_days: int = 14,
+) -> App:
+    """A minimal stack with the validation: a queue (and DLQ) feeding a function."""
     app = App()
     stack = Stack(app, "Guarded")
-    stack.node.add_validation(PartialBatchResponseRequired(stack))
-    queue = sqs.Queue(stack, "Queue", visibility_timeout=Duration.seconds(361))
+    stack.node.add_validation(SqsEventSourceRules(stack))
+    dlq = sqs.Queue(stack, "Dlq", retention_period=Duration.days(dlq_retention_days))
+    queue = sqs.Queue(
+        stack,
+        "Queue",
+        visibility_timeout=Duration.seconds(visibility_seconds),
+        retention_period=Duration.days(4),
+        dead_letter_queue=(
+            sqs.DeadLetterQueue(queue=dlq, max_receive_count=max_receive_count)
+            if max_receive_count is not None
+            else None
+        ),
+    )
     function = lambda_.Function(
         stack,
         "Worker",
         runtime=lambda_.Runtime.PYTHON_3_13,
         handler="index.handler",
+        timeout=Duration.seconds(timeout_seconds),
         code=lambda_.Code.from_inline("def handler(event, context): return None"),
     )
     lambda_.EventSourceMapping(
@@ -95,14 +117,15 @@ def _stack_with_mapping(report_batch_item_failures: bool) -> tuple[App, Stack]:
         "Mapping",
         target=function,
         event_source_arn=queue.queue_arn,
+        max_batching_window=Duration.seconds(window_seconds),
         report_batch_item_failures=report_batch_item_failures,
     )
-    return app, stack
+    return app
 
 
 def test_an_sqs_event_source_without_report_batch_item_failures_fails_the_synth() -> None:
     # Given a stack whose SQS mapping does not report partial batch failures
-    app, _ = _stack_with_mapping(report_batch_item_failures=False)
+    app = _guarded_app(report_batch_item_failures=False)
     # When it is synthesized / Then the synth fails and says why and how to fix it
     with pytest.raises(
         RuntimeError, match=r"without FunctionResponseTypes.*ReportBatchItemFailures"
@@ -110,9 +133,33 @@ def test_an_sqs_event_source_without_report_batch_item_failures_fails_the_synth(
         app.synth()
 
 
-def test_an_sqs_event_source_reporting_batch_item_failures_synthesizes() -> None:
-    app, _ = _stack_with_mapping(report_batch_item_failures=True)
-    app.synth()
+def test_a_consistent_sqs_event_source_synthesizes() -> None:
+    _guarded_app().synth()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"visibility_seconds": 360},
+            r"visibility timeout 360 s is below 6 x function timeout \(60 s\) \+ batching "
+            r"window \(1 s\) = 361 s",
+        ),
+        ({"timeout_seconds": 90}, r"= 541 s"),
+        ({"max_receive_count": None}, r"no redrive policy"),
+        ({"max_receive_count": 3}, r"maxReceiveCount 3 is below 5"),
+        ({"dlq_retention_days": 4}, r"DLQ retention 345600 s is not longer"),
+    ],
+    ids=["visibility", "timeout", "no-dlq", "max-receive", "dlq-retention"],
+)
+def test_a_queue_inconsistent_with_its_consumer_fails_the_synth(
+    settings: dict[str, Any], message: str
+) -> None:
+    # Given a mapping whose queue was declared without the topology (settings edited in place)
+    app = _guarded_app(**settings)
+    # When it is synthesized / Then the template-level check refuses it too
+    with pytest.raises(RuntimeError, match=message):
+        app.synth()
 
 
 def test_the_jobpipe_stack_checks_its_own_event_source(tmp_path: Path, bundle: Bundle) -> None:
