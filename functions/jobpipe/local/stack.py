@@ -98,6 +98,8 @@ class LocalStack:
         try:
             _, moto_port = self._moto.get_host_and_port()
             endpoint = f"http://{self.host}:{moto_port}"
+            # moto keeps its state per process: start from nothing, not from an earlier stack's.
+            _reset_moto(endpoint)
             self._point_aws_at(endpoint)
             resources = self._create_resources()
             self._set_env(resources.environment())
@@ -245,6 +247,14 @@ class LocalStack:
         from jobpipe import wiring
 
         wiring.reset()
+
+
+def _reset_moto(endpoint: str) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10):  # noqa: S310  (our own loopback server)
+        pass
 
 
 def port_from_env(default: int = DEFAULT_PORT) -> int:
