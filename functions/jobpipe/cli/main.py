@@ -92,18 +92,37 @@ def _target_options(parser: argparse.ArgumentParser, *, inherited: bool) -> None
 
 
 def _filter_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--type", dest="job_types", action="append", default=[], metavar="TYPE")
     parser.add_argument(
-        "--error-type", dest="error_types", action="append", default=[], metavar="ERROR"
+        "--type",
+        dest="job_types",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="only this job type (repeatable)",
     )
-    parser.add_argument("--job-id", dest="job_ids", action="append", default=[], metavar="ID")
+    parser.add_argument(
+        "--error-type",
+        dest="error_types",
+        action="append",
+        default=[],
+        metavar="ERROR",
+        help="only this error type, e.g. TransientJobError (repeatable)",
+    )
+    parser.add_argument(
+        "--job-id",
+        dest="job_ids",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="only this job (repeatable)",
+    )
     parser.add_argument(
         "--min-age", type=_duration, metavar="AGE", help="only messages at least this old (15m)"
     )
     parser.add_argument(
         "--max-age", type=_duration, metavar="AGE", help="only messages at most this old (2h)"
     )
-    parser.add_argument("--limit", type=_positive_int, metavar="N")
+    parser.add_argument("--limit", type=_positive_int, metavar="N", help="at most N messages")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -51,8 +51,10 @@ def use_console_format() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
-def banner(config: LocalConfig, out: TextIO) -> None:
+def banner(config: LocalConfig, out: TextIO, default_url: str = "http://127.0.0.1:8000") -> None:
     api = config.api_url
+    # On another port, the CLI in another terminal needs to be told where the stack is.
+    cli = "jobpipe" if api == default_url else f"JOBPIPE_URL={api} jobpipe"
     print(
         f"""jobpipe local: the whole pipeline on this machine (moto, API, worker)
 
@@ -65,7 +67,7 @@ Try:
   curl -s -X POST {api}/jobs -H 'content-type: application/json' \\
        -d '{{"type": "echo", "params": {{"hello": "world"}}}}'
   curl -s {api}/jobs/<job_id>
-  jobpipe submit flaky --params '{{"fail_times": 1}}' --wait
+  {cli} submit flaky --params '{{"fail_times": 1}}' --wait
 
 One line per job transition below. Ctrl-C stops everything.
 """,
