@@ -52,5 +52,8 @@ synth: venv node_modules/.installed ## Synthesize the CloudFormation template in
 deploy: venv node_modules/.installed ## Deploy the stack with the AWS credentials in your environment
 	npx --no-install cdk deploy
 
+bench: venv ## Measure calls, cost, imports, worker overhead and local throughput (.bench/results.json)
+	$(PY) scripts/bench.py $(BENCH_ARGS)
+
 clean: ## Remove build output and environments
 	rm -rf $(VENV) $(BOOT) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .bench

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 _service = os.environ.get("POWERTOOLS_SERVICE_NAME", TOPOLOGY.service_name)
 
 logger = Logger(service=_service)
-tracer = Tracer(service=_service)
+# Only the SDK calls are traced: patching every library X-Ray knows would import them all.
+tracer = Tracer(service=_service, patch_modules=("botocore",))
 metrics = Metrics(
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", TOPOLOGY.metrics_namespace),
     service=_service,
