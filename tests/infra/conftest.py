@@ -21,7 +21,7 @@ from aws_cdk import App, CfnElement, Stack
 from aws_cdk.assertions import Template
 from constructs import IConstruct
 from infra.app import build_app
-from infra.bundling import Bundle, lambda_bundle
+from infra.bundling import REPO_ROOT, Bundle, lambda_bundle
 
 JWT_ISSUER = "https://issuer.example.com/"
 JWT_AUDIENCE = "jobpipe-web"
@@ -54,8 +54,14 @@ class Synthesized:
         return logical_id
 
 
+def cdk_json_context() -> dict[str, Any]:
+    """The context `cdk synth` passes the app from cdk.json (feature flags)."""
+    context: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    return context
+
+
 def synthesize(outdir: Path, context: dict[str, Any] | None = None) -> Synthesized:
-    app, stack = build_app(context=context, outdir=str(outdir))
+    app, stack = build_app(context={**cdk_json_context(), **(context or {})}, outdir=str(outdir))
     assembly = app.synth()
     raw: dict[str, Any] = assembly.get_stack_by_name(stack.stack_name).template
     return Synthesized(app, stack, Template.from_json(raw), raw, outdir)
