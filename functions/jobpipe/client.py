@@ -276,13 +276,29 @@ class JobsClient:
         params: Mapping[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
+        retries: int = 2,
     ) -> SubmittedJob:
-        """POST /jobs. Raises ApiError for 4xx/5xx answers."""
+        """POST /jobs. Raises ApiError for 4xx/5xx answers.
+
+        With an `idempotency_key`, a `429`/`503` answer or a lost connection is retried (up to
+        `retries` times, after `Retry-After` or a short backoff): the same key and body give
+        the same job, so a retry never makes a second one. Without a key nothing is retried.
+        """
         headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
-        answer = self._request(
-            "POST", "/jobs", {"type": job_type, "params": dict(params or {})}, headers
-        )
-        return SubmittedJob.from_body(answer.body, answer.headers.get("location"))
+        body = {"type": job_type, "params": dict(params or {})}
+        attempt = 0
+        while True:
+            try:
+                answer = self._request("POST", "/jobs", body, headers)
+            except (ApiError, ConnectionFailedError) as error:
+                retryable = isinstance(error, ConnectionFailedError) or error.status in (429, 503)
+                if not (idempotency_key and retryable and attempt < retries):
+                    raise
+                pause = getattr(error, "retry_after", None)
+                self._sleep(pause if pause is not None else 0.5 * 2**attempt)
+                attempt += 1
+                continue
+            return SubmittedJob.from_body(answer.body, answer.headers.get("location"))
 
     def get(self, job_id: str) -> JobInfo:
         """GET /jobs/{id}. Raises ApiError (404 for an unknown job)."""

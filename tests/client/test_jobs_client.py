@@ -177,3 +177,40 @@ def test_no_credentials_is_a_clear_error() -> None:
 def test_the_region_is_read_from_an_api_gateway_url() -> None:
     assert region_of("https://abc123.execute-api.eu-central-1.amazonaws.com/") == "eu-central-1"
     assert region_of("http://127.0.0.1:8000") is None
+
+
+SUBMITTED = {
+    "job_id": JOB_ID,
+    "type": "echo",
+    "status": "pending",
+    "created_at": "2026-11-24T12:00:00.000Z",
+    "poll_url": f"/jobs/{JOB_ID}",
+}
+
+
+def test_a_submit_with_an_idempotency_key_is_retried_after_a_503(fake_api: FakeApi) -> None:
+    # Given an API whose first answer is a 503 (the queue failed)
+    fake_api.answer(
+        503, {"error": {"type": "ServiceUnavailableError", "message": "x"}}, {"Retry-After": "2"}
+    )
+    fake_api.answer(202, SUBMITTED)
+    time = FakeTime()
+    # When a job is submitted with an Idempotency-Key
+    submitted = client(fake_api, time).submit("echo", {}, idempotency_key="k")
+    # Then it is sent again with the same key after Retry-After, and accepted
+    assert submitted.job_id == JOB_ID and time.sleeps == [2.0]
+    assert [r["headers"]["Idempotency-Key"] for r in fake_api.requests] == ["k", "k"]
+
+
+def test_a_submit_without_a_key_is_never_retried(fake_api: FakeApi) -> None:
+    fake_api.answer(503, {"error": {"type": "ServiceUnavailableError", "message": "x"}})
+    with pytest.raises(ApiError) as error:
+        client(fake_api).submit("echo", {})
+    assert error.value.status == 503 and len(fake_api.requests) == 1
+
+
+def test_a_refused_submit_is_not_retried_even_with_a_key(fake_api: FakeApi) -> None:
+    fake_api.answer(422, {"error": {"type": "UnknownJobTypeError", "message": "x"}})
+    with pytest.raises(ApiError):
+        client(fake_api).submit("nope", {}, idempotency_key="k")
+    assert len(fake_api.requests) == 1
