@@ -482,7 +482,8 @@ def cmd_local(args: argparse.Namespace, output: Output) -> int:
 
 def _api_error_exit(error: Any) -> tuple[int, str]:
     status = error.status
-    if status == 404 and error.error_type != "HTTP":
+    # API Gateway's own 404 ({"message": ...}) and the functions' unknown route mean a wrong URL.
+    if status == 404 and error.error_type not in ("HTTP", "NotFound"):
         return EXIT_NOT_FOUND, error.message
     if status in (400, 409, 413, 422):
         message = error.message
