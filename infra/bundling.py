@@ -26,6 +26,7 @@ BUNDLE_FORMAT = "1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_NAME = "jobpipe"
 CACHE_DIR_NAME = ".build"
+KEEP_BUNDLES = 3
 
 
 class BundlingError(RuntimeError):
@@ -154,4 +155,16 @@ def lambda_bundle(root: Path = REPO_ROOT) -> Bundle:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _prune(cache, keep=final)
     return Bundle(final, key)
+
+
+def _prune(cache: Path, keep: Path) -> None:
+    """Drop all but the newest few bundles (each is tens of MB; one per source change)."""
+    bundles = sorted(
+        (p for p in cache.iterdir() if p.is_dir() and "." not in p.name and p != keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in bundles[KEEP_BUNDLES - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
