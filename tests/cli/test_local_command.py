@@ -62,3 +62,20 @@ def test_jobpipe_local_serves_logs_transitions_and_stops_on_ctrl_c() -> None:
     transitions = [line for line in output.splitlines() if job_id in line]
     assert [line.split()[3] for line in transitions] == ["submit", "start", "succeeded"]
     assert output.rstrip().endswith("stopped")
+
+
+def test_a_port_in_use_is_a_clear_error_with_exit_4() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        finished = subprocess.run(
+            [sys.executable, "-m", "jobpipe.cli", "local", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert finished.returncode == 4
+    assert f"cannot serve on 127.0.0.1:{port}" in finished.stderr
+    assert "--port" in finished.stderr

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from jobpipe.cli.target import Target
-    from jobpipe.client import JobInfo
+    from jobpipe.client import ApiError, JobInfo
     from jobpipe.ops.dlq import DeadLetterQueue, ReplayFilter
 
 EXIT_OK = 0
@@ -452,11 +452,12 @@ def cmd_local(args: argparse.Namespace, output: Output) -> int:
     stack = LocalStack(port=port)
     try:
         stack.start()
-    except OSError as error:
+    except (OSError, SystemExit) as error:
+        # werkzeug exits (after saying why) when the port is taken.
+        reason = getattr(error, "strerror", None) or "the port is in use"
         return output.error(
             "PortInUse",
-            f"cannot serve on 127.0.0.1:{port}: {error.strerror or error} "
-            "(pass --port or set JOBPIPE_PORT)",
+            f"cannot serve on 127.0.0.1:{port}: {reason} (pass --port or set JOBPIPE_PORT)",
             EXIT_TARGET,
         )
     stopping = threading.Event()
@@ -480,7 +481,7 @@ def cmd_local(args: argparse.Namespace, output: Output) -> int:
 # --- errors → exit codes -----------------------------------------------------------------------
 
 
-def _api_error_exit(error: Any) -> tuple[int, str]:
+def _api_error_exit(error: ApiError) -> tuple[int, str]:
     status = error.status
     # API Gateway's own 404 ({"message": ...}) and the functions' unknown route mean a wrong URL.
     if status == 404 and error.error_type not in ("HTTP", "NotFound"):
