@@ -85,7 +85,15 @@ def _run(command: list[str], cwd: Path) -> str:
     return result.stdout
 
 
-def _build(root: Path, target: Path) -> None:
+def build_bundle(
+    root: Path,
+    target: Path,
+    *,
+    python_platform: str = PYTHON_PLATFORM,
+    python_version: str = PYTHON_VERSION,
+) -> None:
+    """Install the locked runtime dependencies for the platform, and `jobpipe`, into `target`
+    (uncached; `lambda_bundle` is the cached build for Lambda's platform)."""
     uv = _uv()
     requirements = target.parent / f"{target.name}.requirements.txt"
     requirements.write_text(
@@ -112,9 +120,9 @@ def _build(root: Path, target: Path) -> None:
             "--target",
             str(target),
             "--python-platform",
-            PYTHON_PLATFORM,
+            python_platform,
             "--python-version",
-            PYTHON_VERSION,
+            python_version,
             "--only-binary",
             ":all:",
             "--no-deps",
@@ -147,7 +155,7 @@ def lambda_bundle(root: Path = REPO_ROOT) -> Bundle:
     # a half-built bundle, and the one that loses the race throws its copy away.
     staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=cache))
     try:
-        _build(root, staging)
+        build_bundle(root, staging)
         try:
             staging.rename(final)
         except OSError:
