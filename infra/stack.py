@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Environment, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -36,11 +36,12 @@ class JobpipeStack(Stack):
         job_types: JobTypes,
         bundle: Bundle,
         jwt: JwtAuth | None = None,
-        **kwargs: object,
+        env: Environment | None = None,
+        description: str | None = None,
     ) -> None:
         # Refuse before declaring anything: a bad topology never reaches a template.
         check_topology(topology, job_types)
-        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        super().__init__(scope, construct_id, env=env, description=description)
         self.node.add_validation(SqsEventSourceRules(self))
 
         table = JobsTable(self, "Jobs", shape=topology.table).table

@@ -21,11 +21,15 @@ def _routes(synthesized: Synthesized) -> dict[str, dict[str, object]]:
 
 
 def test_the_api_serves_submit_and_status_and_nothing_else(synthesized: Synthesized) -> None:
-    # The handlers serve no OpenAPI route; a $default route would forward anything.
+    """Given the synthesized API, then its only routes are the two the handlers serve.
+
+    The handlers serve no OpenAPI route, and a `$default` route would forward anything.
+    """
     assert set(_routes(synthesized)) == {"POST /jobs", "GET /jobs/{id}"}
 
 
 def test_every_route_requires_iam_auth_by_default(synthesized: Synthesized) -> None:
+    """Given no JWT context, then every route requires SigV4 (IAM) auth."""
     routes = _routes(synthesized)
     assert routes
     for key, route in routes.items():
@@ -33,6 +37,7 @@ def test_every_route_requires_iam_auth_by_default(synthesized: Synthesized) -> N
 
 
 def test_routes_reach_their_own_functions(synthesized: Synthesized) -> None:
+    """Given the routes' integrations, then each reaches its own function (payload format 2.0)."""
     integrations = synthesized.resources("AWS::ApiGatewayV2::Integration").values()
     targets = {json.dumps(i["Properties"]["IntegrationUri"]) for i in integrations}
     for name in ("Submit", "Status"):
@@ -57,11 +62,17 @@ def test_with_a_jwt_issuer_every_route_requires_a_jwt(jwt_synthesized: Synthesiz
 
 
 def test_a_jwt_issuer_without_an_audience_is_refused() -> None:
+    """Given only jwtIssuer, when the app is built, then it is refused rather than deployed half-
+    configured.
+    """
     with pytest.raises(ValueError, match="jwtAudience"):
         build_app(context={"jwtIssuer": JWT_ISSUER})
 
 
 def test_the_stage_throttles_every_route(synthesized: Synthesized) -> None:
+    """Given the $default stage, then it deploys automatically and throttles at the topology's
+    limits.
+    """
     (stage,) = synthesized.resources("AWS::ApiGatewayV2::Stage").values()
     props = stage["Properties"]
     assert props["StageName"] == "$default"
@@ -75,6 +86,7 @@ def test_the_stage_throttles_every_route(synthesized: Synthesized) -> None:
 def test_every_request_is_access_logged_as_json_with_caller_and_status(
     synthesized: Synthesized,
 ) -> None:
+    """Given the stage, then every request is logged as a JSON line to a log group that expires."""
     (stage,) = synthesized.resources("AWS::ApiGatewayV2::Stage").values()
     settings = stage["Properties"]["AccessLogSettings"]
     group_id = synthesized.logical_id("Api/AccessLogs")

@@ -48,6 +48,7 @@ def test_the_bundle_holds_the_runtime_dependencies_at_the_locked_versions(
 
 
 def test_compiled_wheels_target_python_3_13_on_arm64(bundle: Bundle) -> None:
+    """Given the bundle, then its compiled extensions are for CPython 3.13 on aarch64 only."""
     extensions = [p.name for p in bundle.path.rglob("*.so")]
     assert any(
         name.startswith("_pydantic_core.cpython-313-aarch64-linux-gnu") for name in extensions
@@ -57,6 +58,7 @@ def test_compiled_wheels_target_python_3_13_on_arm64(bundle: Bundle) -> None:
 
 
 def test_the_bundle_carries_the_handlers(bundle: Bundle) -> None:
+    """Given the bundle, then it holds the three handlers and no bytecode caches."""
     for module in ("submit", "status", "worker"):
         assert (bundle.path / "jobpipe" / "handlers" / f"{module}.py").is_file()
     assert not list(bundle.path.rglob("__pycache__"))

@@ -27,6 +27,7 @@ def _function(synthesized: Synthesized, name: str) -> dict[str, Any]:
 
 
 def test_there_are_exactly_the_three_handlers_of_the_package(synthesized: Synthesized) -> None:
+    """Given the stack, then its functions run exactly the package's three handlers."""
     handlers = {
         f["Properties"]["Handler"] for f in synthesized.resources("AWS::Lambda::Function").values()
     }
@@ -37,6 +38,7 @@ def test_there_are_exactly_the_three_handlers_of_the_package(synthesized: Synthe
 def test_each_function_runs_python_3_13_on_arm64_with_its_handler(
     synthesized: Synthesized, name: str
 ) -> None:
+    """Given each function, then it runs Python 3.13 on arm64 (what the bundle was built for)."""
     function = _function(synthesized, name)
     assert function["Runtime"] == "python3.13"
     assert function["Architectures"] == ["arm64"]
@@ -46,6 +48,7 @@ def test_each_function_runs_python_3_13_on_arm64_with_its_handler(
 def test_worker_and_api_functions_get_the_topologys_timeouts_and_memory(
     synthesized: Synthesized,
 ) -> None:
+    """Given the functions, then their timeouts and memory are the topology's."""
     worker = _function(synthesized, "Worker")
     assert (worker["Timeout"], worker["MemorySize"]) == (
         TOPOLOGY.worker.timeout_seconds,
@@ -75,6 +78,7 @@ def test_each_function_logs_json_to_its_own_group_with_retention(
 
 @pytest.mark.parametrize("name", sorted(HANDLERS))
 def test_each_function_traces_with_xray(synthesized: Synthesized, name: str) -> None:
+    """Given each function, then X-Ray tracing is active."""
     assert _function(synthesized, name)["TracingConfig"] == {"Mode": "Active"}
 
 
@@ -99,6 +103,9 @@ def test_each_function_gets_its_settings_and_powertools_environment(
 
 
 def test_all_functions_share_one_code_asset(synthesized: Synthesized) -> None:
+    """Given the three functions, then they deploy one code asset (one upload, one version of the
+    code).
+    """
     codes = {
         str(f["Properties"]["Code"])
         for f in synthesized.resources("AWS::Lambda::Function").values()

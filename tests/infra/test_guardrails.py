@@ -37,6 +37,7 @@ def _topology(**queue: int) -> Topology:
 
 
 def test_the_shipped_topology_and_job_types_pass() -> None:
+    """Given the shipped topology and example job types, when checked, then nothing is refused."""
     check_topology(TOPOLOGY, load_job_types())
 
 
@@ -49,6 +50,9 @@ def test_visibility_below_six_timeouts_plus_window_is_refused() -> None:
 
 
 def test_max_receive_count_below_five_is_refused() -> None:
+    """Given maxReceiveCount 4, when checked, then it is refused: throttles alone would dead-letter
+    jobs.
+    """
     with pytest.raises(GuardrailError, match="maxReceiveCount 4 is below 5"):
         check_topology(_topology(max_receive_count=4), JobTypesWithMaxAttempts(1))
 
@@ -62,12 +66,14 @@ def test_max_receive_count_not_above_a_job_types_max_attempts_is_refused() -> No
 
 
 def test_dlq_retention_not_longer_than_the_source_is_refused() -> None:
+    """Given a DLQ keeping messages no longer than the queue, when checked, then it is refused."""
     topology = _topology(dlq_retention_seconds=TOPOLOGY.queue.retention_seconds)
     with pytest.raises(GuardrailError, match=r"DLQ retention .* is not longer than the queue's"):
         check_topology(topology, load_job_types())
 
 
 def test_every_broken_rule_is_reported_at_once() -> None:
+    """Given three broken rules, when checked, then the one error lists all three."""
     topology = _topology(max_receive_count=2, visibility_timeout_seconds=30)
     with pytest.raises(GuardrailError) as refused:
         check_topology(topology, load_job_types())
@@ -75,6 +81,7 @@ def test_every_broken_rule_is_reported_at_once() -> None:
 
 
 def test_the_app_refuses_a_bad_topology_before_declaring_anything(bundle: Bundle) -> None:
+    """Given a bad topology, when the app is built, then it raises before any resource exists."""
     with pytest.raises(GuardrailError, match="maxReceiveCount"):
         build_app(topology=_topology(max_receive_count=3), bundle=bundle)
 
@@ -134,6 +141,7 @@ def test_an_sqs_event_source_without_report_batch_item_failures_fails_the_synth(
 
 
 def test_a_consistent_sqs_event_source_synthesizes() -> None:
+    """Given a queue consistent with its consumer, when synthesized, then the validation passes."""
     _guarded_app().synth()
 
 

@@ -71,12 +71,14 @@ def _expected(
 
 
 def test_status_may_only_read_jobs(synthesized: Synthesized) -> None:
+    """Given the status role, then it may only GetItem on the table (plus its logs and traces)."""
     assert _grants(synthesized, "Status") == _expected(
         synthesized, "Status", table=ALLOWED.status_table
     )
 
 
 def test_submit_may_only_write_jobs_and_send_to_the_queue(synthesized: Synthesized) -> None:
+    """Given the submit role, then it may only write jobs and send to the jobs queue."""
     assert _grants(synthesized, "Submit") == _expected(
         synthesized, "Submit", table=ALLOWED.submit_table, queue=ALLOWED.submit_queue
     )
@@ -85,6 +87,9 @@ def test_submit_may_only_write_jobs_and_send_to_the_queue(synthesized: Synthesiz
 def test_worker_may_only_update_jobs_consume_the_queue_and_dead_letter(
     synthesized: Synthesized,
 ) -> None:
+    """Given the worker role, then it may only update jobs, consume the jobs queue and send to the
+    DLQ.
+    """
     assert _grants(synthesized, "Worker") == _expected(
         synthesized,
         "Worker",
@@ -95,6 +100,9 @@ def test_worker_may_only_update_jobs_consume_the_queue_and_dead_letter(
 
 
 def test_no_role_has_a_managed_policy_or_a_wildcard_action(synthesized: Synthesized) -> None:
+    """Given every role, then none has a managed policy or a wildcard action, and `*` resources are
+    only X-Ray's.
+    """
     for role_id, role in synthesized.resources("AWS::IAM::Role").items():
         assert "ManagedPolicyArns" not in role["Properties"], role_id
     for policy in synthesized.resources("AWS::IAM::Policy").values():

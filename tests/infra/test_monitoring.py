@@ -26,6 +26,7 @@ def _dimension(alarm: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_any_dead_lettered_message_raises_an_alarm(synthesized: Synthesized) -> None:
+    """Given the DLQ alarm, then one visible dead letter sets it off."""
     alarm = _alarm(synthesized, "DeadLetters")
     assert alarm["Namespace"] == "AWS/SQS"
     assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
@@ -36,6 +37,7 @@ def test_any_dead_lettered_message_raises_an_alarm(synthesized: Synthesized) -> 
 
 
 def test_a_queue_falling_behind_raises_an_alarm(synthesized: Synthesized) -> None:
+    """Given the age alarm, then it watches the jobs queue's oldest message."""
     alarm = _alarm(synthesized, "OldestMessageAge")
     assert alarm["MetricName"] == "ApproximateAgeOfOldestMessage"
     assert _dimension(alarm)["Value"] == {
@@ -51,6 +53,7 @@ def test_a_queue_falling_behind_raises_an_alarm(synthesized: Synthesized) -> Non
 def test_worker_errors_and_throttles_raise_alarms(
     synthesized: Synthesized, name: str, metric: str
 ) -> None:
+    """Given the worker alarms, then any error or throttle of the worker sets them off."""
     alarm = _alarm(synthesized, name)
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", metric)
     assert _dimension(alarm)["Value"] == {"Ref": synthesized.logical_id("Functions/Worker")}
@@ -58,6 +61,7 @@ def test_worker_errors_and_throttles_raise_alarms(
 
 
 def test_api_5xx_raises_an_alarm(synthesized: Synthesized) -> None:
+    """Given the API alarm, then it watches this API's 5xx count."""
     alarm = _alarm(synthesized, "Api5xx")
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/ApiGateway", "5xx")
     assert _dimension(alarm) == {
@@ -74,6 +78,9 @@ def _dashboard_body(synthesized: Synthesized) -> str:
 def test_the_dashboard_shows_every_job_outcome_the_functions_emit(
     synthesized: Synthesized,
 ) -> None:
+    """Given the dashboard, then it graphs every metric the functions emit, by the names they emit
+    them.
+    """
     body = _dashboard_body(synthesized)
     names = TOPOLOGY.metrics
     for metric in (
@@ -94,6 +101,7 @@ def test_the_dashboard_shows_every_job_outcome_the_functions_emit(
 def test_the_dashboard_shows_queue_depth_age_errors_and_durations(
     synthesized: Synthesized,
 ) -> None:
+    """Given the dashboard, then it graphs queue depth and age, errors, throttles and durations."""
     body = _dashboard_body(synthesized)
     for metric in (
         "ApproximateNumberOfMessagesVisible",

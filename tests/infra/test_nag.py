@@ -32,6 +32,7 @@ def test_the_stack_has_no_unacknowledged_aws_solutions_finding(synthesized: Synt
 
 
 def test_every_acknowledged_finding_says_why(synthesized: Synthesized) -> None:
+    """Given the acknowledged findings, then each has a reason and only the two known ones exist."""
     (plugin,) = _report(synthesized.outdir)["pluginReports"]
     acknowledged = plugin["suppressedViolations"]
     assert acknowledged, "expected the X-Ray wildcard and runtime acknowledgements"

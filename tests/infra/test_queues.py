@@ -38,6 +38,9 @@ def test_failed_messages_are_redriven_to_the_dlq_after_max_receive_count(
 def test_visibility_outlasts_six_worker_timeouts_plus_the_batching_window(
     synthesized: Synthesized,
 ) -> None:
+    """Given the queue and the worker, then a message stays hidden for 6 worker timeouts plus the
+    window.
+    """
     _, queue, _, _ = _queues(synthesized)
     worker_id = synthesized.logical_id("Functions/Worker")
     worker = synthesized.raw["Resources"][worker_id]["Properties"]
@@ -50,7 +53,10 @@ def test_visibility_outlasts_six_worker_timeouts_plus_the_batching_window(
 def test_dead_letters_outlive_the_source_queue_for_fourteen_days(
     synthesized: Synthesized,
 ) -> None:
-    # Standard queues keep the original enqueue time on redrive: the DLQ must keep longer.
+    """Given both queues, then dead letters are kept 14 days, longer than the queue keeps any.
+
+    Standard queues keep the original enqueue time on redrive: the DLQ must keep longer.
+    """
     _, queue, _, dlq = _queues(synthesized)
     assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
     assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
@@ -58,6 +64,7 @@ def test_dead_letters_outlive_the_source_queue_for_fourteen_days(
 
 
 def test_both_queues_are_encrypted_at_rest(synthesized: Synthesized) -> None:
+    """Given both queues, then SQS-managed encryption is on."""
     _, queue, _, dlq = _queues(synthesized)
     assert queue["SqsManagedSseEnabled"] is True
     assert dlq["SqsManagedSseEnabled"] is True
@@ -81,6 +88,7 @@ def test_both_queues_refuse_requests_without_tls(synthesized: Synthesized) -> No
 
 
 def test_only_the_jobs_queue_may_use_the_dlq(synthesized: Synthesized) -> None:
+    """Given the DLQ's redrive allow policy, then only the jobs queue may redrive into it."""
     _, queue, _, dlq = _queues(synthesized)
     allow = dlq["RedriveAllowPolicy"]
     assert allow["redrivePermission"] == "byQueue"
@@ -90,5 +98,6 @@ def test_only_the_jobs_queue_may_use_the_dlq(synthesized: Synthesized) -> None:
 
 
 def test_workers_long_poll(synthesized: Synthesized) -> None:
+    """Given the queue, then receives long-poll (fewer empty receives to pay for)."""
     _, queue, _, _ = _queues(synthesized)
     assert queue["ReceiveMessageWaitTimeSeconds"] == QUEUE.receive_wait_seconds

@@ -28,6 +28,7 @@ def test_table_is_on_demand_with_point_in_time_recovery(template: Template) -> N
 def test_expired_jobs_are_deleted_by_ttl_on_the_attribute_the_code_writes(
     template: Template,
 ) -> None:
+    """Given the table, then TTL deletes items by the attribute the job store writes."""
     template.has_resource_properties(
         "AWS::DynamoDB::Table",
         {"TimeToLiveSpecification": {"AttributeName": TABLE.ttl_attribute, "Enabled": True}},
@@ -37,6 +38,7 @@ def test_expired_jobs_are_deleted_by_ttl_on_the_attribute_the_code_writes(
 def test_owner_index_lists_a_callers_jobs_in_time_order_without_a_scan(
     template: Template,
 ) -> None:
+    """Given the table, then the owner index is keyed by owner and time-sortable job id."""
     template.has_resource_properties(
         "AWS::DynamoDB::Table",
         {

@@ -26,6 +26,7 @@ def test_the_worker_polls_the_jobs_queue_and_reports_partial_batch_failures(
 
 
 def test_batching_and_concurrency_follow_the_topology(synthesized: Synthesized) -> None:
+    """Given the mapping, then batch size, window and maximum concurrency are the topology's."""
     (mapping,) = synthesized.resources("AWS::Lambda::EventSourceMapping").values()
     props = mapping["Properties"]
     assert props["BatchSize"] == TOPOLOGY.worker.batch_size
