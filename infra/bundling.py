@@ -102,7 +102,7 @@ def build_bundle(
                 uv,
                 "export",
                 "--frozen",
-                "--no-dev",
+                "--no-default-groups",
                 "--no-emit-project",
                 "--format",
                 "requirements-txt",
