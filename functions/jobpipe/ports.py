@@ -55,27 +55,24 @@ class JobStore(ABC):
         """START: pending/retrying with attempts < max_attempts and the same payload hash, or
         running with an expired lease (its runner died). Counts the attempt."""
 
+    # The transitions out of `running` take the running job as its START returned it: the
+    # write is guarded by that attempt number, and the job after it is known without a read.
+
     @abstractmethod
-    def succeed(self, job_id: str, *, attempt: int, result: Any, now_ms: int) -> Job:
+    def succeed(self, running: Job, *, result: Any, now_ms: int) -> Job:
         """SUCCEED: running, guarded by the attempt number that started it."""
 
     @abstractmethod
-    def retry(
-        self, job_id: str, *, attempt: int, error: ErrorInfo, next_attempt_at: int, now_ms: int
-    ) -> Job:
+    def retry(self, running: Job, *, error: ErrorInfo, next_attempt_at: int, now_ms: int) -> Job:
         """RETRY: running → retrying, guarded by the attempt number."""
 
     @abstractmethod
-    def fail(
-        self,
-        job_id: str,
-        *,
-        attempt: int | None,
-        error: ErrorInfo,
-        dead_lettered: bool,
-        now_ms: int,
-    ) -> Job:
-        """FAIL (attempt given, from running) or ABANDON (attempt None, from any non-terminal)."""
+    def fail(self, running: Job, *, error: ErrorInfo, dead_lettered: bool, now_ms: int) -> Job:
+        """FAIL: running → failed, guarded by the attempt number."""
+
+    @abstractmethod
+    def abandon(self, job_id: str, *, error: ErrorInfo, now_ms: int) -> Job:
+        """ABANDON: any non-terminal → failed and dead-lettered (the job can never run)."""
 
     @abstractmethod
     def replay(self, job_id: str, *, now_ms: int) -> Job:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -109,8 +110,8 @@ def test_start_refuses_a_different_payload(store: JobStore) -> None:
 def test_start_refuses_when_attempts_are_used_up(store: JobStore) -> None:
     job = new_job(max_attempts=1)
     store.create(job)
-    started(store, job)
-    store.retry(job.job_id, attempt=1, error=BOOM, next_attempt_at=NOW, now_ms=NOW)
+    running = started(store, job)
+    store.retry(running, error=BOOM, next_attempt_at=NOW, now_ms=NOW)
     with pytest.raises(IllegalTransitionError):
         started(store, job)
 
@@ -118,8 +119,8 @@ def test_start_refuses_when_attempts_are_used_up(store: JobStore) -> None:
 def test_succeed_stores_the_result(store: JobStore) -> None:
     job = new_job()
     store.create(job)
-    started(store, job)
-    done = store.succeed(job.job_id, attempt=1, result={"ok": [1, 2]}, now_ms=NOW + 5)
+    running = started(store, job)
+    done = store.succeed(running, result={"ok": [1, 2]}, now_ms=NOW + 5)
     assert done.status is JobStatus.SUCCEEDED
     assert done.result == {"ok": [1, 2]}
     assert done.completed_at == NOW + 5
@@ -130,10 +131,9 @@ def test_succeed_stores_the_result(store: JobStore) -> None:
 def test_retry_records_the_error_and_when_to_try_again(store: JobStore) -> None:
     job = new_job()
     store.create(job)
-    started(store, job)
-    retrying = store.retry(
-        job.job_id, attempt=1, error=BOOM, next_attempt_at=NOW + 4000, now_ms=NOW
-    )
+    running = started(store, job)
+    retrying = store.retry(running, error=BOOM, next_attempt_at=NOW + 4000, now_ms=NOW)
+    assert store.get(job.job_id) == retrying
     assert retrying.status is JobStatus.RETRYING
     assert retrying.next_attempt_at == NOW + 4000
     assert retrying.error == BOOM
@@ -144,8 +144,9 @@ def test_retry_records_the_error_and_when_to_try_again(store: JobStore) -> None:
 def test_fail_marks_dead_lettered(store: JobStore) -> None:
     job = new_job()
     store.create(job)
-    started(store, job)
-    failed = store.fail(job.job_id, attempt=1, error=BOOM, dead_lettered=True, now_ms=NOW)
+    running = started(store, job)
+    failed = store.fail(running, error=BOOM, dead_lettered=True, now_ms=NOW)
+    assert store.get(job.job_id) == failed
     assert failed.status is JobStatus.FAILED
     assert failed.dead_lettered
     assert failed.error == BOOM
@@ -155,11 +156,11 @@ def test_an_outcome_from_a_stale_attempt_is_refused(store: JobStore) -> None:
     # Given attempt 1's lease expired and attempt 2 took over
     job = new_job()
     store.create(job)
-    started(store, job, lease=NOW + 1)
+    first = started(store, job, lease=NOW + 1)
     started(store, job, now=NOW + 2)
     # When attempt 1's runner reports late, then its write is refused
     with pytest.raises(IllegalTransitionError):
-        store.succeed(job.job_id, attempt=1, result=None, now_ms=NOW + 3)
+        store.succeed(first, result=None, now_ms=NOW + 3)
 
 
 @pytest.mark.parametrize("outcome", ["succeed", "retry", "fail"])
@@ -167,7 +168,7 @@ def test_outcomes_are_refused_unless_running(store: JobStore, outcome: str) -> N
     job = new_job()
     store.create(job)
     with pytest.raises(IllegalTransitionError) as refused:
-        _outcome(store, job.job_id, outcome)
+        _outcome(store, _as_running(job), outcome)
     assert refused.value.current == "pending"
 
 
@@ -175,10 +176,10 @@ def test_outcomes_are_refused_unless_running(store: JobStore, outcome: str) -> N
 def test_no_backward_moves_from_terminal_states(store: JobStore, outcome: str) -> None:
     job = new_job()
     store.create(job)
-    started(store, job)
-    store.succeed(job.job_id, attempt=1, result=1, now_ms=NOW)
+    running = started(store, job)
+    store.succeed(running, result=1, now_ms=NOW)
     with pytest.raises(IllegalTransitionError) as refused:
-        _outcome(store, job.job_id, outcome)
+        _outcome(store, running, outcome)
     assert refused.value.current == "succeeded"
     with pytest.raises(IllegalTransitionError):
         started(store, job)
@@ -188,16 +189,17 @@ def test_no_backward_moves_from_terminal_states(store: JobStore, outcome: str) -
 
 @pytest.mark.parametrize("transition", ["start", "succeed", "retry", "fail", "abandon", "replay"])
 def test_a_transition_on_a_missing_job_never_creates_it(store: JobStore, transition: str) -> None:
-    job_id = new_job_id()
+    ghost = _as_running(new_job())
+    job_id = ghost.job_id
     with pytest.raises(IllegalTransitionError) as refused:
         if transition == "start":
             store.start(job_id, payload_hash="h", lease_expires_at=LEASE, now_ms=NOW)
         elif transition == "abandon":
-            store.fail(job_id, attempt=None, error=BOOM, dead_lettered=True, now_ms=NOW)
+            store.abandon(job_id, error=BOOM, now_ms=NOW)
         elif transition == "replay":
             store.replay(job_id, now_ms=NOW)
         else:
-            _outcome(store, job_id, transition)
+            _outcome(store, ghost, transition)
     assert refused.value.current is None
     assert store.get(job_id) is None
 
@@ -208,15 +210,15 @@ def test_abandon_fails_a_job_from_any_non_terminal_state(store: JobStore) -> Non
     store.create(running)
     started(store, running)
     for job in (pending, running):
-        failed = store.fail(job.job_id, attempt=None, error=BOOM, dead_lettered=True, now_ms=NOW)
+        failed = store.abandon(job.job_id, error=BOOM, now_ms=NOW)
         assert failed.status is JobStatus.FAILED and failed.dead_lettered
 
 
 def test_replay_gives_a_failed_job_fresh_attempts_and_keeps_the_record(store: JobStore) -> None:
     job = new_job(max_attempts=1)
     store.create(job)
-    started(store, job)
-    store.fail(job.job_id, attempt=1, error=BOOM, dead_lettered=True, now_ms=NOW)
+    running = started(store, job)
+    store.fail(running, error=BOOM, dead_lettered=True, now_ms=NOW)
     replayed = store.replay(job.job_id, now_ms=NOW + 10)
     assert replayed.status is JobStatus.PENDING
     assert replayed.attempts == 0
@@ -253,10 +255,15 @@ def test_an_expired_job_is_not_readable(store: JobStore) -> None:
     assert store.get(job.job_id) is None
 
 
-def _outcome(store: JobStore, job_id: str, outcome: str) -> None:
+def _as_running(job: Job) -> Job:
+    """`job` as a worker that believes it started attempt 1 would hold it."""
+    return replace(job, status=JobStatus.RUNNING, attempts=1)
+
+
+def _outcome(store: JobStore, running: Job, outcome: str) -> None:
     if outcome == "succeed":
-        store.succeed(job_id, attempt=1, result=None, now_ms=NOW)
+        store.succeed(running, result=None, now_ms=NOW)
     elif outcome == "retry":
-        store.retry(job_id, attempt=1, error=BOOM, next_attempt_at=NOW, now_ms=NOW)
+        store.retry(running, error=BOOM, next_attempt_at=NOW, now_ms=NOW)
     else:
-        store.fail(job_id, attempt=1, error=BOOM, dead_lettered=False, now_ms=NOW)
+        store.fail(running, error=BOOM, dead_lettered=False, now_ms=NOW)

@@ -45,10 +45,10 @@ def failed_job(store: InMemoryJobStore) -> Job:
         payload_hash=fingerprint(payload_of("echo", params)),
     )
     store.create(job)
-    store.start(job.job_id, payload_hash=job.payload_hash, lease_expires_at=NOW_MS, now_ms=NOW_MS)
-    return store.fail(
-        job.job_id, attempt=1, error=ErrorInfo("E", "x"), dead_lettered=True, now_ms=NOW_MS
+    running = store.start(
+        job.job_id, payload_hash=job.payload_hash, lease_expires_at=NOW_MS, now_ms=NOW_MS
     )
+    return store.fail(running, error=ErrorInfo("E", "x"), dead_lettered=True, now_ms=NOW_MS)
 
 
 def expect_arn(stubber: Stubber, url: str, arn: str) -> None:

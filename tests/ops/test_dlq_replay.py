@@ -53,19 +53,15 @@ class Fixture:
         if status is JobStatus.PENDING:
             return job
         lease = NOW_MS + 60_000 if status is JobStatus.RUNNING else NOW_MS - 1
-        self.store.start(
+        running = self.store.start(
             job.job_id, payload_hash=job.payload_hash, lease_expires_at=lease, now_ms=NOW_MS
         )
         if status is JobStatus.SUCCEEDED:
-            return self.store.succeed(job.job_id, attempt=1, result={"ok": 1}, now_ms=NOW_MS)
+            return self.store.succeed(running, result={"ok": 1}, now_ms=NOW_MS)
         if status is JobStatus.FAILED:
-            return self.store.fail(
-                job.job_id, attempt=1, error=BOOM, dead_lettered=True, now_ms=NOW_MS
-            )
+            return self.store.fail(running, error=BOOM, dead_lettered=True, now_ms=NOW_MS)
         if status is JobStatus.RETRYING:
-            return self.store.retry(
-                job.job_id, attempt=1, error=BOOM, next_attempt_at=NOW_MS, now_ms=NOW_MS
-            )
+            return self.store.retry(running, error=BOOM, next_attempt_at=NOW_MS, now_ms=NOW_MS)
         stored = self.store.get(job.job_id)
         assert stored is not None
         return stored

@@ -42,8 +42,8 @@ def test_a_succeeded_job_shows_its_result_and_no_retry_after(
     store = DynamoDBJobStore(aws.table_name)
     job = store.get(job_id)
     assert job is not None
-    store.start(job_id, payload_hash=job.payload_hash, lease_expires_at=2**42, now_ms=1)
-    store.succeed(job_id, attempt=1, result={"a": 1}, now_ms=2)
+    running = store.start(job_id, payload_hash=job.payload_hash, lease_expires_at=2**42, now_ms=1)
+    store.succeed(running, result={"a": 1}, now_ms=2)
     response = get_status(job_id)
     body = body_of(response)
     assert body["status"] == "succeeded" and body["is_terminal"] is True
@@ -57,8 +57,7 @@ def test_a_failed_job_shows_its_error_and_no_result(
 ) -> None:
     job_id = _submitted(submit)
     store = DynamoDBJobStore(aws.table_name)
-    store.fail(job_id, attempt=None, error=ErrorInfo("Boom", "it broke"), dead_lettered=True,
-               now_ms=5)  # fmt: skip
+    store.abandon(job_id, error=ErrorInfo("Boom", "it broke"), now_ms=5)
     body = body_of(get_status(job_id))
     assert body["error"] == {"type": "Boom", "message": "it broke"}
     assert body["dead_lettered"] is True
@@ -73,9 +72,10 @@ def test_a_retrying_job_says_when_to_poll_again(aws: Aws, submit: Call, get_stat
     job = store.get(job_id)
     assert job is not None
     now = int(time.time() * 1000)
-    store.start(job_id, payload_hash=job.payload_hash, lease_expires_at=now + 9999, now_ms=now)
-    store.retry(job_id, attempt=1, error=ErrorInfo("E", "m"), next_attempt_at=now + 8000,
-                now_ms=now)  # fmt: skip
+    running = store.start(
+        job_id, payload_hash=job.payload_hash, lease_expires_at=now + 9999, now_ms=now
+    )
+    store.retry(running, error=ErrorInfo("E", "m"), next_attempt_at=now + 8000, now_ms=now)
     response = get_status(job_id)
     body = body_of(response)
     assert body["status"] == "retrying" and body["next_attempt_at"] is not None

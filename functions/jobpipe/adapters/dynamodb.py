@@ -10,6 +10,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, cast
 
+from jobpipe.domain import changes
 from jobpipe.domain.job import ErrorInfo, Job
 from jobpipe.domain.states import (
     ABANDON,
@@ -218,14 +219,17 @@ class DynamoDBJobStore(JobStore):
             },
         )
 
-    def succeed(self, job_id: str, *, attempt: int, result: Any, now_ms: int) -> Job:
-        return self._update(
-            job_id,
+    def succeed(self, running: Job, *, result: Any, now_ms: int) -> Job:
+        # next_attempt_at went at START; an earlier attempt's error goes now, if there was one.
+        remove = (
+            "lease_expires_at, error_type, error_message" if running.error else "lease_expires_at"
+        )
+        self._write(
+            running.job_id,
             SUCCEED,
             update=(
                 "SET #status = :to, #result = :result, completed_at = :now, updated_at = :now "
-                # next_attempt_at went at START; an earlier attempt's error goes now.
-                "REMOVE lease_expires_at, error_type, error_message"
+                f"REMOVE {remove}"
             ),
             condition=f"{_status_condition(SUCCEED)} AND attempts = :attempt",
             values={
@@ -233,16 +237,16 @@ class DynamoDBJobStore(JobStore):
                 ":to": _s(SUCCEED.target),
                 ":result": _s(json.dumps(result, separators=(",", ":"))),
                 ":now": _n(now_ms),
-                ":attempt": _n(attempt),
+                ":attempt": _n(running.attempts),
             },
             names={"#result": "result"},
+            read_back=False,
         )
+        return changes.succeeded(running, result=result, now_ms=now_ms)
 
-    def retry(
-        self, job_id: str, *, attempt: int, error: ErrorInfo, next_attempt_at: int, now_ms: int
-    ) -> Job:
-        return self._update(
-            job_id,
+    def retry(self, running: Job, *, error: ErrorInfo, next_attempt_at: int, now_ms: int) -> Job:
+        self._write(
+            running.job_id,
             RETRY,
             update=(
                 "SET #status = :to, error_type = :etype, error_message = :emsg, "
@@ -256,42 +260,55 @@ class DynamoDBJobStore(JobStore):
                 ":emsg": _s(error.message),
                 ":next": _n(next_attempt_at),
                 ":now": _n(now_ms),
-                ":attempt": _n(attempt),
+                ":attempt": _n(running.attempts),
             },
+            read_back=False,
+        )
+        return changes.retrying(
+            running, error=error, next_attempt_at=next_attempt_at, now_ms=now_ms
         )
 
-    def fail(
-        self,
-        job_id: str,
-        *,
-        attempt: int | None,
-        error: ErrorInfo,
-        dead_lettered: bool,
-        now_ms: int,
-    ) -> Job:
-        transition = FAIL if attempt is not None else ABANDON
-        condition = _status_condition(transition)
-        values = {
-            **_status_values(transition),
-            ":to": _s(transition.target),
-            ":etype": _s(error.type),
-            ":emsg": _s(error.message),
-            ":dl": {"BOOL": dead_lettered},
-            ":now": _n(now_ms),
-        }
-        if attempt is not None:
-            condition += " AND attempts = :attempt"
-            values[":attempt"] = _n(attempt)
+    def fail(self, running: Job, *, error: ErrorInfo, dead_lettered: bool, now_ms: int) -> Job:
+        self._write(
+            running.job_id,
+            FAIL,
+            update=(
+                "SET #status = :to, error_type = :etype, error_message = :emsg, "
+                "dead_lettered = :dl, completed_at = :now, updated_at = :now "
+                "REMOVE lease_expires_at"
+            ),
+            condition=f"{_status_condition(FAIL)} AND attempts = :attempt",
+            values={
+                **_status_values(FAIL),
+                ":to": _s(FAIL.target),
+                ":etype": _s(error.type),
+                ":emsg": _s(error.message),
+                ":dl": {"BOOL": dead_lettered},
+                ":now": _n(now_ms),
+                ":attempt": _n(running.attempts),
+            },
+            read_back=False,
+        )
+        return changes.failed(running, error=error, dead_lettered=dead_lettered, now_ms=now_ms)
+
+    def abandon(self, job_id: str, *, error: ErrorInfo, now_ms: int) -> Job:
         return self._update(
             job_id,
-            transition,
+            ABANDON,
             update=(
                 "SET #status = :to, error_type = :etype, error_message = :emsg, "
                 "dead_lettered = :dl, completed_at = :now, updated_at = :now "
                 "REMOVE lease_expires_at, next_attempt_at"
             ),
-            condition=condition,
-            values=values,
+            condition=_status_condition(ABANDON),
+            values={
+                **_status_values(ABANDON),
+                ":to": _s(ABANDON.target),
+                ":etype": _s(error.type),
+                ":emsg": _s(error.message),
+                ":dl": {"BOOL": True},
+                ":now": _n(now_ms),
+            },
         )
 
     def replay(self, job_id: str, *, now_ms: int) -> Job:
@@ -326,6 +343,23 @@ class DynamoDBJobStore(JobStore):
         values: dict[str, Any],
         names: dict[str, str] | None = None,
     ) -> Job:
+        """One conditional UpdateItem that answers with the job after it."""
+        item = self._write(job_id, transition, update, condition, values, names, read_back=True)
+        assert item is not None
+        return item_to_job(item)
+
+    def _write(
+        self,
+        job_id: str,
+        transition: Transition,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+        *,
+        read_back: bool = False,
+    ) -> Item | None:
+        """One conditional UpdateItem; the item after it only when `read_back`."""
         try:
             response = self._client.update_item(
                 TableName=self._table,
@@ -334,7 +368,7 @@ class DynamoDBJobStore(JobStore):
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status", **(names or {})},
                 ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
+                ReturnValues="ALL_NEW" if read_back else "NONE",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except self._client.exceptions.ConditionalCheckFailedException as exc:
@@ -345,7 +379,7 @@ class DynamoDBJobStore(JobStore):
             ) from None
         except Exception as exc:
             raise _store_error("UpdateItem", exc) from exc
-        return item_to_job(response["Attributes"])
+        return cast(Item, response["Attributes"]) if read_back else None
 
 
 def _store_error(operation: str, exc: Exception) -> StoreError:

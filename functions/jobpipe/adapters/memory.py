@@ -9,9 +9,10 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
+from jobpipe.domain import changes
 from jobpipe.domain.job import ErrorInfo, Job
 from jobpipe.domain.states import (
     ABANDON,
@@ -83,75 +84,44 @@ class InMemoryJobStore(JobStore):
             job_id,
             START,
             allowed,
-            lambda job: replace(
-                job,
-                status=JobStatus.RUNNING,
-                attempts=job.attempts + 1,
-                started_at=now_ms,
-                updated_at=now_ms,
-                lease_expires_at=lease_expires_at,
-                next_attempt_at=None,
-            ),
+            lambda job: changes.started(job, lease_expires_at=lease_expires_at, now_ms=now_ms),
             check_sources=False,
         )
 
-    def succeed(self, job_id: str, *, attempt: int, result: Any, now_ms: int) -> Job:
+    def succeed(self, running: Job, *, result: Any, now_ms: int) -> Job:
         return self._apply(
-            job_id,
+            running.job_id,
             SUCCEED,
-            lambda job: job.attempts == attempt,
-            lambda job: replace(
-                job,
-                status=SUCCEED.target,
-                result=result,
-                completed_at=now_ms,
-                updated_at=now_ms,
-                lease_expires_at=None,
-                next_attempt_at=None,
-                error=None,
-            ),
+            lambda job: job.attempts == running.attempts,
+            lambda job: changes.succeeded(job, result=result, now_ms=now_ms),
         )
 
-    def retry(
-        self, job_id: str, *, attempt: int, error: ErrorInfo, next_attempt_at: int, now_ms: int
-    ) -> Job:
+    def retry(self, running: Job, *, error: ErrorInfo, next_attempt_at: int, now_ms: int) -> Job:
         return self._apply(
-            job_id,
+            running.job_id,
             RETRY,
-            lambda job: job.attempts == attempt,
-            lambda job: replace(
-                job,
-                status=RETRY.target,
-                error=error,
-                next_attempt_at=next_attempt_at,
-                updated_at=now_ms,
-                lease_expires_at=None,
+            lambda job: job.attempts == running.attempts,
+            lambda job: changes.retrying(
+                job, error=error, next_attempt_at=next_attempt_at, now_ms=now_ms
             ),
         )
 
-    def fail(
-        self,
-        job_id: str,
-        *,
-        attempt: int | None,
-        error: ErrorInfo,
-        dead_lettered: bool,
-        now_ms: int,
-    ) -> Job:
+    def fail(self, running: Job, *, error: ErrorInfo, dead_lettered: bool, now_ms: int) -> Job:
+        return self._apply(
+            running.job_id,
+            FAIL,
+            lambda job: job.attempts == running.attempts,
+            lambda job: changes.failed(
+                job, error=error, dead_lettered=dead_lettered, now_ms=now_ms
+            ),
+        )
+
+    def abandon(self, job_id: str, *, error: ErrorInfo, now_ms: int) -> Job:
         return self._apply(
             job_id,
-            FAIL if attempt is not None else ABANDON,
-            lambda job: attempt is None or job.attempts == attempt,
-            lambda job: replace(
-                job,
-                status=JobStatus.FAILED,
-                error=error,
-                dead_lettered=dead_lettered,
-                completed_at=now_ms,
-                updated_at=now_ms,
-                lease_expires_at=None,
-                next_attempt_at=None,
-            ),
+            ABANDON,
+            lambda _job: True,
+            lambda job: changes.failed(job, error=error, dead_lettered=True, now_ms=now_ms),
         )
 
     def replay(self, job_id: str, *, now_ms: int) -> Job:
@@ -159,20 +129,7 @@ class InMemoryJobStore(JobStore):
             job_id,
             REPLAY,
             lambda _job: True,
-            lambda job: replace(
-                job,
-                status=REPLAY.target,
-                prior_attempts=job.prior_attempts + job.attempts,
-                attempts=0,
-                replays=job.replays + 1,
-                dead_lettered=False,
-                updated_at=now_ms,
-                error=None,
-                completed_at=None,
-                started_at=None,
-                next_attempt_at=None,
-                lease_expires_at=None,
-            ),
+            lambda job: changes.replayed(job, now_ms=now_ms),
         )
 
     def _apply(

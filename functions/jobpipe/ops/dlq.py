@@ -379,13 +379,7 @@ class DeadLetterQueue:
         """Make the job startable again with a fresh set of attempts (no-op when it is)."""
         if job.status is JobStatus.RUNNING:
             try:
-                job = self._store.fail(
-                    job.job_id,
-                    attempt=None,
-                    error=ABANDONED,
-                    dead_lettered=True,
-                    now_ms=self._now_ms(),
-                )
+                job = self._store.abandon(job.job_id, error=ABANDONED, now_ms=self._now_ms())
             except IllegalTransitionError as refused:
                 job = refused.job or job
         if job.status is JobStatus.FAILED:

@@ -142,24 +142,14 @@ class JobItemPersistenceLayer(BasePersistenceLayer):
         now = self._now()
         outcome = response["outcome"]
         if outcome == Outcome.SUCCEEDED:
-            done = self._store.succeed(
-                key, attempt=job.attempts, result=response["result"], now_ms=now
-            )
+            done = self._store.succeed(job, result=response["result"], now_ms=now)
         elif outcome == Outcome.RETRY:
             done = self._store.retry(
-                key,
-                attempt=job.attempts,
-                error=_error(response),
-                next_attempt_at=response["next_attempt_at"],
-                now_ms=now,
+                job, error=_error(response), next_attempt_at=response["next_attempt_at"], now_ms=now
             )
         else:
             done = self._store.fail(
-                key,
-                attempt=job.attempts,
-                error=_error(response),
-                dead_lettered=response["dead_lettered"],
-                now_ms=now,
+                job, error=_error(response), dead_lettered=response["dead_lettered"], now_ms=now
             )
         log_transition(done, outcome)
 
@@ -168,8 +158,7 @@ class JobItemPersistenceLayer(BasePersistenceLayer):
         job = self._started.pop(key)
         now = self._now()
         released = self._store.retry(
-            key,
-            attempt=job.attempts,
+            job,
             error=ErrorInfo("InternalError", "the worker failed while running the job"),
             next_attempt_at=now,
             now_ms=now,

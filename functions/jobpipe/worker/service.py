@@ -244,9 +244,7 @@ class Worker:
 
     def _abandon(self, record: QueueRecord, message: JobMessage, error: ErrorInfo) -> None:
         try:
-            job = self._store.fail(
-                message.job_id, attempt=None, error=error, dead_lettered=True, now_ms=self._now_ms()
-            )
+            job = self._store.abandon(message.job_id, error=error, now_ms=self._now_ms())
             log_transition(job, "abandon")
         except IllegalTransitionError:
             pass  # already terminal (or gone): nothing to fail
