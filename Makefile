@@ -56,4 +56,4 @@ bench: venv ## Measure calls, cost, imports, worker overhead and local throughpu
 	$(PY) scripts/bench.py $(BENCH_ARGS)
 
 clean: ## Remove build output and environments
-	rm -rf $(VENV) $(BOOT) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .bench
+	rm -rf $(VENV) $(BOOT) node_modules cdk.out .build .pytest_cache .mypy_cache .ruff_cache .bench
