@@ -38,6 +38,7 @@ lint: venv ## ruff (format + lint) and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy scripts
 
 fmt: venv ## Format and auto-fix
 	$(VENV)/bin/ruff format .
