@@ -57,6 +57,26 @@ def _status_condition(transition: Transition) -> str:
     return f"#status IN ({', '.join(names)})"
 
 
+# FAIL and ABANDON end in the same fields (see domain.changes.failed).
+_FAILED_UPDATE = (
+    "SET #status = :to, error_type = :etype, error_message = :emsg, "
+    "dead_lettered = :dl, completed_at = :now, updated_at = :now "
+)
+
+
+def _failed_values(
+    transition: Transition, error: ErrorInfo, dead_lettered: bool, now_ms: int
+) -> dict[str, Any]:
+    return {
+        **_status_values(transition),
+        ":to": _s(transition.target),
+        ":etype": _s(error.type),
+        ":emsg": _s(error.message),
+        ":dl": {"BOOL": dead_lettered},
+        ":now": _n(now_ms),
+    }
+
+
 def job_to_item(job: Job) -> Item:
     item: Item = {
         PK: _s(job.job_id),
@@ -272,19 +292,10 @@ class DynamoDBJobStore(JobStore):
         self._write(
             running.job_id,
             FAIL,
-            update=(
-                "SET #status = :to, error_type = :etype, error_message = :emsg, "
-                "dead_lettered = :dl, completed_at = :now, updated_at = :now "
-                "REMOVE lease_expires_at"
-            ),
+            update=_FAILED_UPDATE + "REMOVE lease_expires_at",
             condition=f"{_status_condition(FAIL)} AND attempts = :attempt",
             values={
-                **_status_values(FAIL),
-                ":to": _s(FAIL.target),
-                ":etype": _s(error.type),
-                ":emsg": _s(error.message),
-                ":dl": {"BOOL": dead_lettered},
-                ":now": _n(now_ms),
+                **_failed_values(FAIL, error, dead_lettered, now_ms),
                 ":attempt": _n(running.attempts),
             },
             read_back=False,
@@ -295,20 +306,9 @@ class DynamoDBJobStore(JobStore):
         return self._update(
             job_id,
             ABANDON,
-            update=(
-                "SET #status = :to, error_type = :etype, error_message = :emsg, "
-                "dead_lettered = :dl, completed_at = :now, updated_at = :now "
-                "REMOVE lease_expires_at, next_attempt_at"
-            ),
+            update=_FAILED_UPDATE + "REMOVE lease_expires_at, next_attempt_at",
             condition=_status_condition(ABANDON),
-            values={
-                **_status_values(ABANDON),
-                ":to": _s(ABANDON.target),
-                ":etype": _s(error.type),
-                ":emsg": _s(error.message),
-                ":dl": {"BOOL": True},
-                ":now": _n(now_ms),
-            },
+            values=_failed_values(ABANDON, error, True, now_ms),
         )
 
     def replay(self, job_id: str, *, now_ms: int) -> Job:
