@@ -13,10 +13,11 @@ import pytest
 
 from jobpipe.adapters.dynamodb import DynamoDBJobStore
 from jobpipe.adapters.memory import InMemoryJobStore
-from jobpipe.domain.job import ErrorInfo, Job, fingerprint, new_job_id, payload_of
+from jobpipe.domain.job import ErrorInfo, Job
 from jobpipe.domain.states import JobStatus
 from jobpipe.errors import IllegalTransitionError
 from jobpipe.ports import JobStore
+from tests.factories import pending_job
 
 NOW = int(time.time() * 1000)
 LEASE = NOW + 60_000
@@ -33,19 +34,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[JobStore]:
 
 
 def new_job(max_attempts: int = 3, params: dict[str, Any] | None = None) -> Job:
-    params = params or {"x": 1}
-    return Job(
-        job_id=new_job_id(),
-        type="echo",
-        params=params,
-        owner="alice",
-        status=JobStatus.PENDING,
-        created_at=NOW,
-        updated_at=NOW,
-        expires_at=NOW // 1000 + 86400,
-        max_attempts=max_attempts,
-        payload_hash=fingerprint(payload_of("echo", params)),
-    )
+    return pending_job(params=params, max_attempts=max_attempts, now_ms=NOW)
 
 
 def started(store: JobStore, job: Job, *, lease: int = LEASE, now: int = NOW) -> Job:

@@ -11,9 +11,10 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from jobpipe.adapters.memory import InMemoryJobStore
-from jobpipe.domain.job import ErrorInfo, Job, fingerprint, new_job_id, payload_of
+from jobpipe.domain.job import ErrorInfo, Job
 from jobpipe.domain.states import JobStatus
 from jobpipe.ops.dlq import Action, DeadLetterQueue, MoveTaskActiveError
+from tests.factories import pending_job
 
 DLQ_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/jobpipe-dlq"
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/jobpipe-jobs"
@@ -32,18 +33,7 @@ def sqs() -> Iterator[tuple[object, Stubber]]:
 
 def failed_job(store: InMemoryJobStore) -> Job:
     params = {"n": 1}
-    job = Job(
-        job_id=new_job_id(),
-        type="echo",
-        params=params,
-        owner="alice",
-        status=JobStatus.PENDING,
-        created_at=NOW_MS,
-        updated_at=NOW_MS,
-        expires_at=NOW_MS // 1000 + 86400,
-        max_attempts=1,
-        payload_hash=fingerprint(payload_of("echo", params)),
-    )
+    job = pending_job(params=params, max_attempts=1, now_ms=NOW_MS)
     store.create(job)
     running = store.start(
         job.job_id, payload_hash=job.payload_hash, lease_expires_at=NOW_MS, now_ms=NOW_MS

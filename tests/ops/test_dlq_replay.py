@@ -10,10 +10,11 @@ import pytest
 
 from jobpipe.adapters.dynamodb import DynamoDBJobStore
 from jobpipe.adapters.sqs import SQSJobQueue
-from jobpipe.domain.job import ErrorInfo, Job, JobMessage, fingerprint, new_job_id, payload_of
+from jobpipe.domain.job import ErrorInfo, Job, JobMessage, new_job_id
 from jobpipe.domain.states import JobStatus
 from jobpipe.ops.dlq import Action, DeadLetterQueue, ReplayFilter
 from tests.conftest import Aws
+from tests.factories import pending_job
 
 NOW_MS = int(time.time() * 1000)
 BOOM = ErrorInfo("TransientJobError", "boom")
@@ -37,18 +38,7 @@ class Fixture:
     def job(self, status: JobStatus, job_type: str = "echo", max_attempts: int = 2) -> Job:
         """A job brought to `status` through the store's own transitions."""
         params = {"n": new_job_id()}
-        job = Job(
-            job_id=new_job_id(),
-            type=job_type,
-            params=params,
-            owner="alice",
-            status=JobStatus.PENDING,
-            created_at=NOW_MS,
-            updated_at=NOW_MS,
-            expires_at=NOW_MS // 1000 + 86400,
-            max_attempts=max_attempts,
-            payload_hash=fingerprint(payload_of(job_type, params)),
-        )
+        job = pending_job(job_type, params, max_attempts=max_attempts, now_ms=NOW_MS)
         self.store.create(job)
         if status is JobStatus.PENDING:
             return job
