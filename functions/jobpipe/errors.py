@@ -28,6 +28,10 @@ class MalformedRequestError(JobError):
     """The request body is not a JSON object."""
 
 
+class UnsupportedMediaTypeError(JobError):
+    """The request body is not declared as JSON."""
+
+
 class RequestTooLargeError(JobError):
     """The request body is over the configured limit."""
 

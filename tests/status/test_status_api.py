@@ -97,7 +97,7 @@ def test_another_owners_job_is_404_not_403(aws: Aws, submit: Call, get_status: C
 
 
 @pytest.mark.parametrize("bad", ["123", "not-a-ulid-at-all-xxxxxxxx", "8ZZZZZZZZZZZZZZZZZZZZZZZZZ",
-                                 "01ARZ3NDEKTSV4RRFFQ69G5FAU", "idem%23abc"])  # fmt: skip
+                                 "01ARZ3NDEKTSV4RRFFQ69G5FAU", "idem%23abc", "0" * 65])  # fmt: skip
 def test_a_malformed_id_is_400(aws: Aws, get_status: Call, bad: str) -> None:
     response = get_status(bad)
     assert response["statusCode"] == 400, response["body"]

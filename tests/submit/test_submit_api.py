@@ -65,6 +65,31 @@ def test_malformed_json_is_400_and_nothing_is_written(aws: Aws, submit: Submit, 
     assert aws.item_count() == 0 and aws.queue_depth() == 0
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml"])
+def test_a_body_not_declared_as_json_is_415_and_nothing_is_written(
+    aws: Aws, submit: Submit, content_type: str
+) -> None:
+    # Given a valid job sent with another Content-Type / When it is submitted
+    response = submit({"type": "echo", "params": {}}, headers={"Content-Type": content_type})
+    # Then it is refused with 415 and a JSON error, and nothing is written or queued
+    assert response["statusCode"] == 415, response["body"]
+    assert body_of(response)["error"]["type"] == "UnsupportedMediaTypeError"
+    assert aws.item_count() == 0 and aws.queue_depth() == 0
+
+
+@pytest.mark.parametrize(("depth", "status"), [(100, 422), (5000, 400)])
+def test_params_nested_too_deep_are_refused_and_nothing_is_written(
+    aws: Aws, submit: Submit, depth: int, status: int
+) -> None:
+    # Given params nested far deeper than any job needs
+    raw = '{"type": "echo", "params": ' + '{"a": ' * depth + "1" + "}" * depth + "}"
+    # When they are submitted
+    response = submit(raw, raw=True)
+    # Then the request is refused with a JSON error (not a 500), and nothing is written
+    assert response["statusCode"] == status, response["body"]
+    assert aws.item_count() == 0 and aws.queue_depth() == 0
+
+
 def test_an_unknown_type_is_422_listing_the_known_types(aws: Aws, submit: Submit) -> None:
     response = submit({"type": "nope", "params": {}})
     assert response["statusCode"] == 422

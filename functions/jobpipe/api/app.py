@@ -11,7 +11,10 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,7 +26,12 @@ from jobpipe.api.errors import (
     validation_error_response,
 )
 from jobpipe.api.identity import caller_of
-from jobpipe.errors import JobError, RequestTooLargeError
+from jobpipe.errors import (
+    JobError,
+    MalformedRequestError,
+    RequestTooLargeError,
+    UnsupportedMediaTypeError,
+)
 from jobpipe.observability import logger
 from jobpipe.status.service import job_view
 from jobpipe.submit.service import MAX_IDEMPOTENCY_KEY_CHARS, SubmitRequest
@@ -100,6 +108,7 @@ def submit_router() -> Router:
             400: _error("The body is not valid JSON."),
             409: _error("The Idempotency-Key was used with a different body."),
             413: _error("The body is over the size limit."),
+            415: _error("The body is not declared as JSON (Content-Type)."),
             422: _error("Unknown job type or invalid params; names the fields."),
             503: _error("A dependency is unavailable; retry with the same Idempotency-Key."),
         },
@@ -186,6 +195,25 @@ def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
         except RequestTooLargeError as too_large:
             return error_response(too_large)
         return validation_error_response(list(error.errors()))
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def on_unsupported(_: RequestUnsupportedContentType) -> Response[Any]:
+        try:
+            check_body_size(app.current_event.raw_event)
+        except RequestTooLargeError as too_large:
+            return error_response(too_large)
+        return error_response(
+            UnsupportedMediaTypeError("send the job as JSON with Content-Type: application/json")
+        )
+
+    @app.exception_handler(UnicodeDecodeError)
+    def on_not_text(_: UnicodeDecodeError) -> Response[Any]:
+        return error_response(MalformedRequestError("request body is not UTF-8 JSON"))
+
+    @app.exception_handler(RecursionError)
+    def on_too_deep(_: RecursionError) -> Response[Any]:
+        # JSON nested thousands deep exhausts the parser before any validation runs.
+        return error_response(MalformedRequestError("request body is nested too deeply"))
 
     @app.exception_handler(JobError)
     def on_job_error(error: JobError) -> Response[Any]:

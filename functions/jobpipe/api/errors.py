@@ -15,6 +15,7 @@ STATUS_BY_ERROR: tuple[tuple[type[e.JobError], int], ...] = (
     (e.JobNotFoundError, 404),
     (e.IdempotencyConflictError, 409),
     (e.RequestTooLargeError, 413),
+    (e.UnsupportedMediaTypeError, 415),
     (e.InvalidRequestError, 422),
     (e.ServiceUnavailableError, 503),
 )
@@ -54,7 +55,10 @@ def internal_error_response() -> Response[Any]:
 
 
 def validation_error_response(errors: list[dict[str, Any]]) -> Response[Any]:
-    """Map a Powertools request-validation failure: broken JSON is a 400, the rest 422."""
+    """Map a Powertools request-validation failure: a malformed id or broken JSON is a 400,
+    the rest 422."""
+    if any(tuple(err.get("loc", ()))[:1] == ("path",) for err in errors):
+        return error_response(e.InvalidJobIdError("a job id is a 26-character ULID"))
     if any(err.get("type") == "json_invalid" for err in errors):
         return error_response(e.MalformedRequestError("request body is not valid JSON"))
     if any(

@@ -10,11 +10,19 @@ from typing import Any
 from jobpipe.domain.job import Job, fingerprint, new_job_id, payload_of
 from jobpipe.domain.registry import Registry
 from jobpipe.domain.states import JobStatus
-from jobpipe.errors import IdempotencyConflictError, QueueError, ServiceUnavailableError, StoreError
+from jobpipe.errors import (
+    IdempotencyConflictError,
+    InvalidParamsError,
+    QueueError,
+    ServiceUnavailableError,
+    StoreError,
+)
 from jobpipe.observability import log_transition, logger, metrics
 from jobpipe.ports import JobQueue, JobStore
 from jobpipe.topology import TOPOLOGY
 
+# Objects and arrays inside params: enough for any job, far from the recursion limits.
+MAX_PARAMS_DEPTH = 32
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 
 
@@ -52,6 +60,7 @@ class SubmitService:
         """Raises InvalidRequestError (422), IdempotencyConflictError (409) or
         ServiceUnavailableError (503, safe to retry with the same Idempotency-Key)."""
         job_type = self._registry.get_type(request.type)
+        _check_depth(request.params)
         params = job_type.parse_params(request.params).model_dump(mode="json")
         now_ms = int(self._clock() * 1000)
         job = Job(
@@ -130,3 +139,22 @@ def _with_id(job: Job, job_id: str) -> Job:
     from dataclasses import replace
 
     return replace(job, job_id=job_id)
+
+
+def _check_depth(params: Any) -> None:
+    """Refuse params nested deeper than any job needs, before anything walks them
+    recursively (validation, serialization, the payload hash)."""
+    level = [params]
+    for _ in range(MAX_PARAMS_DEPTH + 1):
+        level = [
+            child
+            for value in level
+            for child in (value.values() if isinstance(value, dict) else value)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return
+    raise InvalidParamsError(
+        f"params are nested deeper than {MAX_PARAMS_DEPTH} levels",
+        [{"loc": "params", "msg": f"nested deeper than {MAX_PARAMS_DEPTH} levels"}],
+    )
