@@ -1,0 +1,222 @@
+"""Bad input never hurts the API: property-based requests against the local stack over HTTP.
+
+Bodies come from the API's own OpenAPI document (its JSON schemas turned into hypothesis
+strategies below), mixed with arbitrary JSON, deeply nested JSON, bodies over the size limit,
+bytes that are not UTF-8, odd and oversized headers and odd job ids. For every request: no
+5xx, no internal detail in the answer, and a rejected request writes and queues nothing.
+
+The suite runs a few hundred requests; `make fuzz` runs 10,000 (JOBPIPE_FUZZ_EXAMPLES).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jobpipe.local.stack import LocalStack
+from jobpipe.topology import TOPOLOGY
+
+EXAMPLES = int(os.environ.get("JOBPIPE_FUZZ_EXAMPLES", "300"))
+PER_TEST = max(50, EXAMPLES // 4)
+FUZZ = settings(
+    max_examples=PER_TEST,
+    deadline=None,
+    derandomize=EXAMPLES <= 300,  # the suite's run is the same every time
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+LEAKS = ("Traceback", "botocore", "boto3", "arn:aws", "ConditionalCheckFailed", "jobpipe.")
+
+
+@dataclass
+class Api:
+    stack: LocalStack
+    host: str
+    port: int
+    requests: int = 0
+    server_errors: list[str] = field(default_factory=list)
+
+    def call(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Any:
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+            self.requests += 1
+
+    def footprint(self) -> tuple[int, int]:
+        """Jobs in the table and messages on the queue (the worker is off)."""
+        import boto3
+
+        config = self.stack.config
+        items = boto3.client("dynamodb").scan(TableName=config.table_name, Select="COUNT")
+        attributes = boto3.client("sqs").get_queue_attributes(
+            QueueUrl=config.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(items["Count"]), int(attributes["ApproximateNumberOfMessages"])
+
+    def check(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        before = self.footprint()
+        status, answer = self.call(method, path, body, headers)
+        label = f"{method} {path[:80]} -> {status}"
+        if status >= 500:
+            self.server_errors.append(label)
+        assert status < 500, label
+        text = answer.decode("utf-8", "replace")
+        assert not any(leak in text for leak in LEAKS), f"{label}: {text[:300]}"
+        if status >= 400:
+            assert self.footprint() == before, f"{label} changed the table or the queue"
+        return status, answer
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[Api]:
+    with LocalStack(port=0, worker=False) as stack:
+        host, port = stack.api_url.removeprefix("http://").split(":")
+        api = Api(stack, host, int(port))
+        yield api
+    print(f"\nfuzz: requests={api.requests} server_errors={len(api.server_errors)}")
+
+
+def _openapi_body_schema() -> tuple[dict[str, Any], dict[str, Any]]:
+    from jobpipe.api.app import openapi_document
+
+    document = openapi_document()
+    body = document["paths"]["/jobs"]["post"]["requestBody"]["content"]["application/json"]
+    return body["schema"], document["components"]["schemas"]
+
+
+def from_schema(schema: dict[str, Any], components: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Values that satisfy a JSON schema, for the subset the OpenAPI document uses."""
+    if "$ref" in schema:
+        return from_schema(components[schema["$ref"].rsplit("/", 1)[-1]], components)
+    if "anyOf" in schema:
+        return st.one_of([from_schema(option, components) for option in schema["anyOf"]])
+    kind = schema.get("type")
+    if kind == "string":
+        return st.text(min_size=schema.get("minLength", 0), max_size=schema.get("maxLength", 100))
+    if kind == "integer":
+        return st.integers()
+    if kind == "number":
+        return st.floats(allow_nan=False, allow_infinity=False)
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "null":
+        return st.none()
+    if kind == "array":
+        return st.lists(from_schema(schema.get("items", {}), components), max_size=5)
+    if kind == "object":
+        properties = schema.get("properties", {})
+        required = set(schema.get("required", ()))
+        fixed = st.fixed_dictionaries(
+            {name: from_schema(properties[name], components) for name in required},
+            optional={
+                name: from_schema(sub, components)
+                for name, sub in properties.items()
+                if name not in required
+            },
+        )
+        if schema.get("additionalProperties") is False:
+            return fixed
+        extra = st.dictionaries(st.text(max_size=10), JSON, max_size=4)
+        return st.tuples(extra, fixed).map(lambda pair: {**pair[0], **pair[1]})
+    return JSON  # no type: any JSON value
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+KNOWN_TYPES = st.sampled_from(["echo", "sleep", "fail", "flaky", "Echo", "", " echo", "x" * 65])
+HEADER_TEXT = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=0, max_size=300
+)
+
+
+def _nested(depth: int) -> str:
+    return '{"type": "echo", "params": ' + '{"a": ' * depth + "1" + "}" * depth + "}"
+
+
+@st.composite
+def submit_bodies(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(["schema", "typed", "json", "nested", "bytes", "huge"]))
+    if kind == "schema":
+        return json.dumps(draw(from_schema(*_openapi_body_schema()))).encode()
+    if kind == "typed":
+        body = {"type": draw(KNOWN_TYPES), "params": draw(JSON)}
+        return json.dumps(body).encode()
+    if kind == "json":
+        return json.dumps(draw(JSON)).encode()
+    if kind == "nested":
+        return _nested(draw(st.integers(min_value=50, max_value=5000))).encode()
+    if kind == "bytes":
+        return draw(st.binary(max_size=200)) + b"\xff\xfe\x80"
+    limit = TOPOLOGY.api.max_body_bytes
+    return b'{"type": "echo", "params": {"pad": "' + b"x" * (limit + 10) + b'"}}'
+
+
+@given(
+    body=submit_bodies(),
+    idempotency_key=st.none() | HEADER_TEXT,
+    content_type=st.sampled_from(["application/json", "text/plain", "application/octet-stream"]),
+)
+@FUZZ
+def test_no_submit_answers_5xx_or_writes_for_a_rejected_request(
+    api: Api, body: bytes, idempotency_key: str | None, content_type: str
+) -> None:
+    # Given any body and headers / When it is POSTed to /jobs
+    headers = {"content-type": content_type}
+    if idempotency_key is not None:
+        headers["idempotency-key"] = idempotency_key
+    status, _ = api.check("POST", "/jobs", body, headers)
+    # Then it is accepted or refused with a 4xx, never a server error (checked in `check`)
+    assert status in {202, 400, 409, 413, 415, 422}
+
+
+@given(job_id=st.text(max_size=80) | st.binary(max_size=40).map(lambda b: b.hex()))
+@FUZZ
+def test_no_job_id_makes_the_status_route_fail(api: Api, job_id: str) -> None:
+    # Given any id, percent-encoded into the path / When it is read
+    path = "/jobs/" + urllib.parse.quote(job_id, safe="")
+    status, _ = api.check("GET", path, None, {})
+    # Then the answer is 400 (not an id), 404 (no such job) or a route miss, never a 5xx
+    assert status in {400, 404}
+
+
+@given(
+    name=st.text(st.characters(min_codepoint=0x61, max_codepoint=0x7A), min_size=1, max_size=20),
+    value=st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=8000),
+)
+@FUZZ
+def test_odd_and_huge_headers_do_not_break_either_route(api: Api, name: str, value: str) -> None:
+    # Given an unusual header on both routes
+    headers = {f"x-{name}": value, "content-type": "application/json"}
+    body = json.dumps({"type": "echo", "params": {}}).encode()
+    # When the requests are made / Then neither answers a server error
+    api.check("POST", "/jobs", body, headers)
+    api.check("GET", "/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV", None, headers)
+
+
+def test_a_body_nested_thousands_deep_is_refused_cleanly(api: Api) -> None:
+    # Given params nested far deeper than any real job's / When they are submitted
+    status, answer = api.check(
+        "POST", "/jobs", _nested(100_000).encode(), {"content-type": "application/json"}
+    )
+    # Then the API answers 4xx with a JSON error
+    assert 400 <= status < 500
+    assert json.loads(answer)
