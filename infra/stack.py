@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Environment, Stack
+from aws_cdk import CfnOutput, Duration, Environment, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -84,6 +86,14 @@ class JobpipeStack(Stack):
             timeout_seconds=topology.worker.timeout_seconds,
         )
 
+        reaper = factory.function(
+            "Reaper",
+            handler=f"{HANDLERS}.reaper.handler",
+            description="Re-enqueues or fails stuck jobs; runs on a schedule",
+            memory_mb=topology.reaper.memory_mb,
+            timeout_seconds=topology.reaper.timeout_seconds,
+        )
+
         allowed = topology.permissions
         # Item actions on the table itself: `Table.grant` would add its indexes (`/index/*`),
         # which none of these actions can use.
@@ -95,7 +105,28 @@ class JobpipeStack(Stack):
             iam.Grant.add_to_principal(
                 grantee=function, actions=list(actions), resource_arns=[table.table_arn]
             )
+        iam.Grant.add_to_principal(
+            grantee=reaper, actions=list(allowed.reaper_table), resource_arns=[table.table_arn]
+        )
+        # Query only on the reaper's two indexes: not the table, not the owner index.
+        iam.Grant.add_to_principal(
+            grantee=reaper,
+            actions=list(allowed.reaper_index),
+            resource_arns=[
+                f"{table.table_arn}/index/{index}"
+                for index in (topology.table.lease_index, topology.table.pending_index)
+            ],
+        )
         queues.queue.grant(submit, *allowed.submit_queue)
+        queues.queue.grant(reaper, *allowed.reaper_queue)
+        # The reaper is reached by this schedule only: no route of the API leads to it.
+        events.Rule(
+            self,
+            "ReaperSchedule",
+            description="Runs the stuck-job reaper",
+            schedule=events.Schedule.rate(Duration.minutes(topology.reaper.schedule_minutes)),
+            targets=[targets.LambdaFunction(reaper, retry_attempts=0)],
+        )
         queues.dlq.grant(worker, *allowed.worker_dlq)
         WorkerEventSource(
             self,

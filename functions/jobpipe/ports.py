@@ -7,10 +7,12 @@ Each has a real adapter (`adapters.dynamodb`, `adapters.sqs`) and an in-memory f
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from jobpipe.domain.job import ErrorInfo, Job
+from jobpipe.domain.states import JobStatus
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,22 @@ class KeyClaim:
 
     job_id: str
     request_hash: str
+
+
+@dataclass(frozen=True)
+class StuckJob:
+    """A job the reaper's index query found: `running` with a lease that expired at `since`, or
+    `pending` since `since` (epoch ms). Index reads are eventually consistent: `claim` re-checks."""
+
+    job_id: str
+    status: JobStatus
+    since: int
+    attempts: int = 0
+    max_attempts: int = 0
+
+    @property
+    def attempts_left(self) -> bool:
+        return self.status is JobStatus.PENDING or self.attempts < self.max_attempts
 
 
 class JobStore(ABC):
@@ -71,12 +89,35 @@ class JobStore(ABC):
         """FAIL: running → failed, guarded by the attempt number."""
 
     @abstractmethod
-    def abandon(self, job_id: str, *, error: ErrorInfo, now_ms: int) -> Job:
-        """ABANDON: any non-terminal → failed and dead-lettered (the job can never run)."""
+    def abandon(
+        self, job_id: str, *, error: ErrorInfo, now_ms: int, lease_expires_at: int | None = None
+    ) -> Job:
+        """ABANDON: any non-terminal → failed and dead-lettered (the job can never run). With
+        `lease_expires_at`, only the running attempt holding that very lease."""
 
     @abstractmethod
     def replay(self, job_id: str, *, now_ms: int) -> Job:
         """REPLAY: failed → pending with a fresh set of attempts; counts the replay."""
+
+    # --- stuck jobs (the reaper) ----------------------------------------------------------------
+
+    @abstractmethod
+    def expired_leases(self, job_type: str, *, before_ms: int, limit: int) -> Iterator[StuckJob]:
+        """Running jobs of `job_type` whose lease expired before `before_ms`, oldest first, at
+        most `limit` (an index query, never a scan)."""
+
+    @abstractmethod
+    def pending_before(self, job_type: str, *, before_ms: int, limit: int) -> Iterator[StuckJob]:
+        """Pending jobs of `job_type` pending since before `before_ms`, oldest first, at most
+        `limit` (an index query, never a scan)."""
+
+    @abstractmethod
+    def claim_stuck(self, stuck: StuckJob, *, now_ms: int) -> Job:
+        """Claim a stuck job for re-enqueueing: one conditional write that moves its marker (the
+        expired lease, or `pending_since`) to `now_ms`, only if it is still as `stuck` saw it
+        (and, if running, has attempts left). So two reapers never both claim it, and the job
+        leaves the reaper's view until the grace period passes again; a worker can still start
+        it. Raises IllegalTransitionError when the job has moved on."""
 
 
 class JobQueue(Protocol):

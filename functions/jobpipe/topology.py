@@ -19,6 +19,17 @@ class TableShape:
     owner_index: str = "by_owner"
     owner_index_partition_key: str = "owner"
     owner_index_sort_key: str = "pk"
+    # The reaper's two sparse indexes, queried per job type (never a Scan). Only a `running` job
+    # carries `lease_expires_at`, and only a `pending` one `pending_since` (written at submit and
+    # replay, removed by the START that picks it up), so each index holds just those jobs.
+    lease_index: str = "by_lease"
+    lease_index_sort_key: str = "lease_expires_at"
+    pending_index: str = "by_pending"
+    pending_index_sort_key: str = "pending_since"
+    stuck_index_partition_key: str = "type"
+    # Projected into the lease index: the reaper tells a job with attempts left from one
+    # without, without reading it. Both change only when the lease does, so this costs no write.
+    lease_index_attributes: tuple[str, ...] = ("attempts", "max_attempts")
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,25 @@ class QueueShape:
 
 
 @dataclass(frozen=True)
+class ReaperShape:
+    """The stuck-job reaper: how often it runs, and when a job counts as stuck."""
+
+    schedule_minutes: int = 5
+    # `jobpipe local` runs it more often (the grace periods stay the same).
+    local_interval_seconds: int = 30
+    timeout_seconds: int = 60
+    memory_mb: int = 256
+    # A running job is stuck when its lease (the worker's deadline) passed longer ago than the
+    # queue's visibility timeout plus this margin: SQS should have redelivered its message by
+    # then, and a redelivery would have started it again (with a new lease).
+    lease_margin_seconds: int = 120
+    # A pending job is stuck (its message may be gone) when nothing started it for this long.
+    pending_grace_seconds: int = 15 * 60
+    # Bounded work per run: what is left is found by the next run.
+    max_jobs_per_run: int = 200
+
+
+@dataclass(frozen=True)
 class ApiShape:
     max_body_bytes: int = 256 * 1024
     function_timeout_seconds: int = 10
@@ -63,6 +93,7 @@ class MetricNames:
     dead_lettered: str = "JobDeadLettered"
     poison: str = "PoisonMessage"
     duration: str = "JobDurationMs"
+    requeued: str = "StuckJobRequeued"
 
 
 @dataclass(frozen=True)
@@ -81,6 +112,11 @@ class Permissions:
         "sqs:GetQueueAttributes",
     )
     worker_dlq: tuple[str, ...] = ("sqs:SendMessage",)
+    # The reaper queries its two indexes (and only them), claims a stuck job with one
+    # conditional UpdateItem, and re-sends its message.
+    reaper_index: tuple[str, ...] = ("dynamodb:Query",)
+    reaper_table: tuple[str, ...] = ("dynamodb:UpdateItem",)
+    reaper_queue: tuple[str, ...] = ("sqs:SendMessage",)
 
 
 @dataclass(frozen=True)
@@ -89,6 +125,7 @@ class Topology:
     queue: QueueShape = QueueShape()
     worker: WorkerShape = WorkerShape()
     api: ApiShape = ApiShape()
+    reaper: ReaperShape = ReaperShape()
     metrics: MetricNames = MetricNames()
     permissions: Permissions = Permissions()
     retention_days: int = 30

@@ -8,6 +8,8 @@ from functools import cache
 from jobpipe.adapters.dynamodb import DynamoDBJobStore
 from jobpipe.adapters.sqs import SQSJobQueue
 from jobpipe.domain.registry import load_job_types
+from jobpipe.ports import JobQueue, JobStore
+from jobpipe.reaper.service import Reaper
 from jobpipe.settings import get_settings
 from jobpipe.status.service import StatusService
 from jobpipe.submit.service import SubmitService
@@ -42,11 +44,22 @@ def worker() -> Worker:
     return Worker(job_store(), job_queue(), load_job_types())
 
 
+@cache
+def reaper() -> Reaper:
+    return build_reaper(job_store(), job_queue())
+
+
+def build_reaper(store: JobStore, queue: JobQueue) -> Reaper:
+    """A reaper over the registered job types (the local stack gives it its own clients)."""
+    return Reaper(store, queue, load_job_types())
+
+
 def reset() -> None:
     """Forget everything built (tests and the local stack switch settings)."""
     from jobpipe.adapters import clients
     from jobpipe.settings import get_settings as settings
 
-    for built in (job_store, job_queue, submit_service, status_service, worker, settings):
+    built_once = (job_store, job_queue, submit_service, status_service, worker, reaper, settings)
+    for built in built_once:
         built.cache_clear()
     clients.reset()

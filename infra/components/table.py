@@ -40,3 +40,25 @@ class JobsTable(Construct):
             ),
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
+        # The reaper's sparse indexes (only running jobs carry the lease, only pending ones
+        # `pending_since`): stuck jobs of one type are a Query, never a Scan.
+        stuck_partition = dynamodb.Attribute(
+            name=shape.stuck_index_partition_key, type=dynamodb.AttributeType.STRING
+        )
+        self.table.add_global_secondary_index(
+            index_name=shape.lease_index,
+            partition_key=stuck_partition,
+            sort_key=dynamodb.Attribute(
+                name=shape.lease_index_sort_key, type=dynamodb.AttributeType.NUMBER
+            ),
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=list(shape.lease_index_attributes),
+        )
+        self.table.add_global_secondary_index(
+            index_name=shape.pending_index,
+            partition_key=stuck_partition,
+            sort_key=dynamodb.Attribute(
+                name=shape.pending_index_sort_key, type=dynamodb.AttributeType.NUMBER
+            ),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )

@@ -256,3 +256,102 @@ def _outcome(store: JobStore, running: Job, outcome: str) -> None:
         store.retry(running, error=BOOM, next_attempt_at=NOW, now_ms=NOW)
     else:
         store.fail(running, error=BOOM, dead_lettered=False, now_ms=NOW)
+
+
+# --- stuck jobs (the reaper's index queries and claim) ---------------------------------------
+
+
+def test_only_pending_jobs_are_listed_as_pending_and_a_start_takes_them_out(
+    store: JobStore,
+) -> None:
+    # Given two pending jobs, one of which is then started
+    waiting, taken = new_job(), new_job()
+    store.create(waiting)
+    store.create(taken)
+    started(store, taken)
+    # When the pending jobs of the type created before now + 1 ms are listed
+    found = list(store.pending_before(waiting.type, before_ms=NOW + 1, limit=10))
+    # Then only the one still pending is, since its creation
+    assert [(s.job_id, s.status, s.since) for s in found] == [
+        (waiting.job_id, JobStatus.PENDING, NOW)
+    ]
+    # And another type's listing, or an earlier cut-off, finds nothing
+    assert list(store.pending_before("other", before_ms=NOW + 1, limit=10)) == []
+    assert list(store.pending_before(waiting.type, before_ms=NOW, limit=10)) == []
+
+
+def test_only_running_jobs_with_a_lease_expired_before_the_cut_off_are_listed(
+    store: JobStore,
+) -> None:
+    # Given a job running under a lease, one retrying and one succeeded
+    running, retrying, done = new_job(), new_job(), new_job()
+    for job in (running, retrying, done):
+        store.create(job)
+    store.retry(started(store, retrying), error=BOOM, next_attempt_at=NOW, now_ms=NOW)
+    store.succeed(started(store, done), result=None, now_ms=NOW)
+    started(store, running)
+    # When expired leases are listed, before and after the lease's end
+    before = list(store.expired_leases(running.type, before_ms=LEASE, limit=10))
+    after = list(store.expired_leases(running.type, before_ms=LEASE + 1, limit=10))
+    # Then only the running job is, once its lease is before the cut-off, with its attempts
+    assert before == []
+    assert [(s.job_id, s.since, s.attempts, s.max_attempts) for s in after] == [
+        (running.job_id, LEASE, 1, 3)
+    ]
+
+
+def test_a_claim_moves_the_marker_once_and_refuses_a_stale_view(store: JobStore) -> None:
+    # Given a pending job, as a listing saw it
+    job = new_job()
+    store.create(job)
+    (seen,) = store.pending_before(job.type, before_ms=NOW + 1, limit=10)
+    # When it is claimed
+    claimed = store.claim_stuck(seen, now_ms=NOW + 5)
+    # Then it is the whole job, still pending, now pending since the claim
+    assert claimed.job_id == job.job_id and claimed.status is JobStatus.PENDING
+    assert list(store.pending_before(job.type, before_ms=NOW + 5, limit=10)) == []
+    # And a second claim from the same (stale) view is refused
+    with pytest.raises(IllegalTransitionError):
+        store.claim_stuck(seen, now_ms=NOW + 6)
+
+
+def test_a_running_job_is_claimed_only_with_attempts_left_and_abandoned_only_by_its_lease(
+    store: JobStore,
+) -> None:
+    # Given a job running its only attempt under a lease that has expired
+    job = new_job(max_attempts=1)
+    store.create(job)
+    started(store, job)
+    (seen,) = store.expired_leases(job.type, before_ms=LEASE + 1, limit=10)
+    assert not seen.attempts_left
+    # Then it cannot be claimed for a re-enqueue (it could never start again)
+    with pytest.raises(IllegalTransitionError):
+        store.claim_stuck(seen, now_ms=LEASE + 1)
+    # And an abandon guarded by another lease is refused, by its own lease applied
+    with pytest.raises(IllegalTransitionError):
+        store.abandon(job.job_id, error=BOOM, now_ms=LEASE + 1, lease_expires_at=LEASE + 7)
+    failed = store.abandon(job.job_id, error=BOOM, now_ms=LEASE + 1, lease_expires_at=LEASE)
+    assert failed.status is JobStatus.FAILED and failed.dead_lettered is True
+    assert list(store.expired_leases(job.type, before_ms=LEASE + 10, limit=10)) == []
+
+
+def test_a_replayed_job_is_pending_again_since_its_replay(store: JobStore) -> None:
+    # Given a job that failed and is replayed
+    job = new_job()
+    store.create(job)
+    store.abandon(job.job_id, error=BOOM, now_ms=NOW)
+    store.replay(job.job_id, now_ms=NOW + 10)
+    # Then the pending listing shows it since the replay
+    (seen,) = store.pending_before(job.type, before_ms=NOW + 11, limit=10)
+    assert seen.since == NOW + 10
+
+
+def test_listings_are_bounded_by_the_limit_oldest_first(store: JobStore) -> None:
+    # Given five pending jobs created a millisecond apart
+    jobs = [pending_job(now_ms=NOW + i) for i in range(5)]
+    for job in jobs:
+        store.create(job)
+    # When at most three are listed
+    found = list(store.pending_before("echo", before_ms=NOW + 10, limit=3))
+    # Then the three oldest are
+    assert [s.job_id for s in found] == [j.job_id for j in jobs[:3]]

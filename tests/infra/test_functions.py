@@ -1,4 +1,4 @@
-"""The three functions, all from one factory: runtime, logs, tracing, environment."""
+"""The four functions, all from one factory: runtime, logs, tracing, environment."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ HANDLERS = {
     "Submit": "jobpipe.handlers.submit.handler",
     "Status": "jobpipe.handlers.status.handler",
     "Worker": "jobpipe.handlers.worker.handler",
+    "Reaper": "jobpipe.handlers.reaper.handler",
 }
 
 
@@ -26,8 +27,15 @@ def _function(synthesized: Synthesized, name: str) -> dict[str, Any]:
     return props
 
 
-def test_there_are_exactly_the_three_handlers_of_the_package(synthesized: Synthesized) -> None:
-    """Given the stack, then its functions run exactly the package's three handlers."""
+def test_there_are_exactly_the_four_handlers_of_the_package(synthesized: Synthesized) -> None:
+    """Given the stack, then its functions run exactly the package's four handlers."""
+    from pathlib import Path
+
+    import jobpipe.handlers
+
+    package = Path(jobpipe.handlers.__file__).parent
+    modules = {p.stem for p in package.glob("*.py") if p.stem != "__init__"}
+    assert {f"jobpipe.handlers.{m}.handler" for m in modules} == set(HANDLERS.values())
     handlers = {
         f["Properties"]["Handler"] for f in synthesized.resources("AWS::Lambda::Function").values()
     }
@@ -60,6 +68,11 @@ def test_worker_and_api_functions_get_the_topologys_timeouts_and_memory(
             TOPOLOGY.api.function_timeout_seconds,
             TOPOLOGY.api.function_memory_mb,
         )
+    reaper = _function(synthesized, "Reaper")
+    assert (reaper["Timeout"], reaper["MemorySize"]) == (
+        TOPOLOGY.reaper.timeout_seconds,
+        TOPOLOGY.reaper.memory_mb,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(HANDLERS))
@@ -103,7 +116,7 @@ def test_each_function_gets_its_settings_and_powertools_environment(
 
 
 def test_all_functions_share_one_code_asset(synthesized: Synthesized) -> None:
-    """Given the three functions, then they deploy one code asset (one upload, one version of the
+    """Given the four functions, then they deploy one code asset (one upload, one version of the
     code).
     """
     codes = {

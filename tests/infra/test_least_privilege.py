@@ -51,6 +51,11 @@ def _resource_key(resource: Any) -> str:
         logical_id, attribute = resource["Fn::GetAtt"]
         assert attribute == "Arn", resource
         return str(logical_id)
+    if isinstance(resource, dict) and "Fn::Join" in resource:
+        # A table's index: "<table ARN>/index/<name>", keyed as "<table id>/index/<name>".
+        separator, (base, suffix) = resource["Fn::Join"]
+        assert separator == "" and isinstance(suffix, str), resource
+        return _resource_key(base) + suffix
     raise AssertionError(f"unexpected resource {resource!r}")
 
 
@@ -112,3 +117,18 @@ def test_no_role_has_a_managed_policy_or_a_wildcard_action(synthesized: Synthesi
                 assert "*" not in action, action
                 if statement["Resource"] == "*":
                     assert action in BASICS, action
+
+
+def test_reaper_may_only_query_its_indexes_claim_jobs_and_send_to_the_queue(
+    synthesized: Synthesized,
+) -> None:
+    """Given the reaper role, then it may Query only the two stuck-job indexes (never Scan, never
+    the table or the owner index), update jobs, and send to the jobs queue: nothing else."""
+    table = synthesized.logical_id("Jobs/Table")
+    expected = _expected(
+        synthesized, "Reaper", table=ALLOWED.reaper_table, queue=ALLOWED.reaper_queue
+    )
+    for index in (TOPOLOGY.table.lease_index, TOPOLOGY.table.pending_index):
+        expected[f"{table}/index/{index}"] = set(ALLOWED.reaper_index)
+    assert _grants(synthesized, "Reaper") == expected
+    assert ALLOWED.reaper_index == ("dynamodb:Query",)

@@ -1,4 +1,5 @@
-"""The jobs table: pay per request, recoverable, expiring, listable by owner without a scan."""
+"""The jobs table: pay per request, recoverable, expiring, listable by owner and searchable for
+stuck jobs without a scan."""
 
 from __future__ import annotations
 
@@ -42,19 +43,54 @@ def test_owner_index_lists_a_callers_jobs_in_time_order_without_a_scan(
     template.has_resource_properties(
         "AWS::DynamoDB::Table",
         {
-            "GlobalSecondaryIndexes": [
-                Match.object_like(
-                    {
-                        "IndexName": TABLE.owner_index,
-                        "KeySchema": [
-                            {"AttributeName": TABLE.owner_index_partition_key, "KeyType": "HASH"},
-                            {"AttributeName": TABLE.owner_index_sort_key, "KeyType": "RANGE"},
-                        ],
-                    }
-                )
-            ]
+            "GlobalSecondaryIndexes": Match.array_with(
+                [
+                    Match.object_like(
+                        {
+                            "IndexName": TABLE.owner_index,
+                            "KeySchema": [
+                                {
+                                    "AttributeName": TABLE.owner_index_partition_key,
+                                    "KeyType": "HASH",
+                                },
+                                {"AttributeName": TABLE.owner_index_sort_key, "KeyType": "RANGE"},
+                            ],
+                        }
+                    )
+                ]
+            )
         },
     )
+
+
+def test_the_reapers_indexes_are_keyed_by_type_and_the_sparse_time_attributes(
+    synthesized: Synthesized,
+) -> None:
+    # Given the table's indexes
+    (table,) = synthesized.resources("AWS::DynamoDB::Table").values()
+    indexes = {i["IndexName"]: i for i in table["Properties"]["GlobalSecondaryIndexes"]}
+    # Then the lease index finds running jobs of a type by lease, with their attempt counts
+    lease = indexes[TABLE.lease_index]
+    assert lease["KeySchema"] == [
+        {"AttributeName": TABLE.stuck_index_partition_key, "KeyType": "HASH"},
+        {"AttributeName": TABLE.lease_index_sort_key, "KeyType": "RANGE"},
+    ]
+    assert lease["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": list(TABLE.lease_index_attributes),
+    }
+    # And the pending index finds pending jobs of a type by the time they became pending
+    pending = indexes[TABLE.pending_index]
+    assert pending["KeySchema"] == [
+        {"AttributeName": TABLE.stuck_index_partition_key, "KeyType": "HASH"},
+        {"AttributeName": TABLE.pending_index_sort_key, "KeyType": "RANGE"},
+    ]
+    assert pending["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    # And both sort keys are numbers (epoch milliseconds)
+    types = {
+        a["AttributeName"]: a["AttributeType"] for a in table["Properties"]["AttributeDefinitions"]
+    }
+    assert types[TABLE.lease_index_sort_key] == types[TABLE.pending_index_sort_key] == "N"
 
 
 def test_job_history_survives_stack_deletion(synthesized: Synthesized) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from jobpipe.domain import changes
@@ -23,7 +24,7 @@ from jobpipe.domain.states import (
     Transition,
 )
 from jobpipe.errors import IllegalTransitionError, StoreError
-from jobpipe.ports import JobStore, KeyClaim
+from jobpipe.ports import JobStore, KeyClaim, StuckJob
 from jobpipe.topology import TOPOLOGY
 
 if TYPE_CHECKING:
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
 
 PK = TOPOLOGY.table.partition_key
 TTL = TOPOLOGY.table.ttl_attribute
+LEASE = TOPOLOGY.table.lease_index_sort_key
+PENDING_SINCE = TOPOLOGY.table.pending_index_sort_key
+# Pages of an index query: small, since the reaper claims each job it reads with a write.
+QUERY_PAGE = 50
 KEY_RETENTION_SECONDS = 24 * 3600
 
 Item = dict[str, Any]
@@ -93,6 +98,9 @@ def job_to_item(job: Job) -> Item:
         "dead_lettered": {"BOOL": job.dead_lettered},
         "replays": _n(job.replays),
     }
+    if job.status is JobStatus.PENDING:
+        # Puts the job in the reaper's pending index until a START takes it out.
+        item[PENDING_SINCE] = _n(job.updated_at)
     return item
 
 
@@ -226,7 +234,9 @@ class DynamoDBJobStore(JobStore):
             START,
             update=(
                 "SET #status = :running, attempts = attempts + :one, started_at = :now, "
-                "updated_at = :now, lease_expires_at = :lease REMOVE next_attempt_at"
+                "updated_at = :now, lease_expires_at = :lease "
+                # Out of the reaper's pending index, in the same write: no extra call.
+                f"REMOVE next_attempt_at, {PENDING_SINCE}"
             ),
             condition=condition,
             values={
@@ -302,13 +312,20 @@ class DynamoDBJobStore(JobStore):
         )
         return changes.failed(running, error=error, dead_lettered=dead_lettered, now_ms=now_ms)
 
-    def abandon(self, job_id: str, *, error: ErrorInfo, now_ms: int) -> Job:
+    def abandon(
+        self, job_id: str, *, error: ErrorInfo, now_ms: int, lease_expires_at: int | None = None
+    ) -> Job:
+        condition = _status_condition(ABANDON)
+        values = _failed_values(ABANDON, error, True, now_ms)
+        if lease_expires_at is not None:
+            condition += " AND lease_expires_at = :lease"
+            values[":lease"] = _n(lease_expires_at)
         return self._update(
             job_id,
             ABANDON,
-            update=_FAILED_UPDATE + "REMOVE lease_expires_at, next_attempt_at",
-            condition=_status_condition(ABANDON),
-            values=_failed_values(ABANDON, error, True, now_ms),
+            update=_FAILED_UPDATE + f"REMOVE lease_expires_at, next_attempt_at, {PENDING_SINCE}",
+            condition=condition,
+            values=values,
         )
 
     def replay(self, job_id: str, *, now_ms: int) -> Job:
@@ -318,7 +335,7 @@ class DynamoDBJobStore(JobStore):
             update=(
                 "SET #status = :to, prior_attempts = if_not_exists(prior_attempts, :zero) + "
                 "attempts, attempts = :zero, replays = if_not_exists(replays, :zero) + :one, "
-                "dead_lettered = :false, updated_at = :now "
+                f"dead_lettered = :false, updated_at = :now, {PENDING_SINCE} = :now "
                 "REMOVE error_type, error_message, completed_at, started_at, next_attempt_at, "
                 "lease_expires_at"
             ),
@@ -332,6 +349,79 @@ class DynamoDBJobStore(JobStore):
                 ":now": _n(now_ms),
             },
         )
+
+    # --- stuck jobs -----------------------------------------------------------------------------
+
+    def expired_leases(self, job_type: str, *, before_ms: int, limit: int) -> Iterator[StuckJob]:
+        for item in self._query(TOPOLOGY.table.lease_index, LEASE, job_type, before_ms, limit):
+            yield StuckJob(
+                job_id=item[PK]["S"],
+                status=JobStatus.RUNNING,
+                since=int(item[LEASE]["N"]),
+                attempts=int(item["attempts"]["N"]),
+                max_attempts=int(item["max_attempts"]["N"]),
+            )
+
+    def pending_before(self, job_type: str, *, before_ms: int, limit: int) -> Iterator[StuckJob]:
+        for item in self._query(
+            TOPOLOGY.table.pending_index, PENDING_SINCE, job_type, before_ms, limit
+        ):
+            yield StuckJob(
+                job_id=item[PK]["S"], status=JobStatus.PENDING, since=int(item[PENDING_SINCE]["N"])
+            )
+
+    def claim_stuck(self, stuck: StuckJob, *, now_ms: int) -> Job:
+        marker = LEASE if stuck.status is JobStatus.RUNNING else PENDING_SINCE
+        condition = f"#status = :status AND {marker} = :seen"
+        if stuck.status is JobStatus.RUNNING:
+            condition += " AND attempts < max_attempts"
+        item = self._write(
+            stuck.job_id,
+            "claim",
+            update=f"SET {marker} = :now",
+            condition=condition,
+            values={
+                ":status": _s(stuck.status.value),
+                ":seen": _n(stuck.since),
+                ":now": _n(now_ms),
+            },
+            read_back=True,
+        )
+        assert item is not None
+        return item_to_job(item)
+
+    def _query(
+        self, index: str, sort_key: str, job_type: str, before_ms: int, limit: int
+    ) -> Iterator[Item]:
+        """Items of one job type in a sparse index with a sort key below `before_ms`, oldest
+        first, page by page, at most `limit`."""
+        start: Item | None = None
+        left = limit
+        while left > 0:
+            kwargs: dict[str, Any] = {}
+            if start is not None:
+                kwargs["ExclusiveStartKey"] = start
+            try:
+                response = self._client.query(
+                    TableName=self._table,
+                    IndexName=index,
+                    KeyConditionExpression="#type = :type AND #since < :before",
+                    ExpressionAttributeNames={
+                        "#type": TOPOLOGY.table.stuck_index_partition_key,
+                        "#since": sort_key,
+                    },
+                    ExpressionAttributeValues={":type": _s(job_type), ":before": _n(before_ms)},
+                    Limit=min(left, QUERY_PAGE),
+                    **kwargs,
+                )
+            except Exception as exc:
+                raise _store_error("Query", exc) from exc
+            items = response.get("Items", [])
+            yield from items[:left]
+            left -= len(items)
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return
 
     def _update(
         self,
@@ -351,7 +441,7 @@ class DynamoDBJobStore(JobStore):
     def _write(
         self,
         job_id: str,
-        transition: Transition,
+        transition: Transition | str,
         update: str,
         condition: str,
         values: dict[str, Any],
@@ -359,7 +449,8 @@ class DynamoDBJobStore(JobStore):
         *,
         read_back: bool = False,
     ) -> Item | None:
-        """One conditional UpdateItem; the item after it only when `read_back`."""
+        """One conditional UpdateItem (a transition, or the reaper's "claim", which changes no
+        status); the item after it only when `read_back`."""
         try:
             response = self._client.update_item(
                 TableName=self._table,
@@ -374,8 +465,9 @@ class DynamoDBJobStore(JobStore):
         except self._client.exceptions.ConditionalCheckFailedException as exc:
             old = cast(Item | None, exc.response.get("Item"))
             current = item_to_job(old) if old and "status" in old else None
+            name = transition if isinstance(transition, str) else transition.name
             raise IllegalTransitionError(
-                job_id, transition.name, current.status.value if current else None, current
+                job_id, name, current.status.value if current else None, current
             ) from None
         except Exception as exc:
             raise _store_error("UpdateItem", exc) from exc

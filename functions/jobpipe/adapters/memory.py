@@ -9,7 +9,8 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jobpipe.domain import changes
@@ -25,7 +26,7 @@ from jobpipe.domain.states import (
     Transition,
 )
 from jobpipe.errors import IllegalTransitionError, QueueError
-from jobpipe.ports import JobStore, KeyClaim
+from jobpipe.ports import JobStore, KeyClaim, StuckJob
 
 KEY_RETENTION_MS = 24 * 3600 * 1000
 
@@ -34,6 +35,8 @@ class InMemoryJobStore(JobStore):
     def __init__(self) -> None:
         self.jobs: dict[str, Job] = {}
         self.keys: dict[str, tuple[KeyClaim, int]] = {}
+        # The DynamoDB store's sparse `pending_since` attribute (the reaper's pending index).
+        self.pending_since: dict[str, int] = {}
         self.writes = 0
         self._lock = threading.Lock()
 
@@ -43,6 +46,8 @@ class InMemoryJobStore(JobStore):
             if job.job_id in self.jobs:
                 raise IllegalTransitionError(job.job_id, "create", "existing")
             self.jobs[job.job_id] = job
+            if job.status is JobStatus.PENDING:
+                self.pending_since[job.job_id] = job.updated_at
 
     def get(self, job_id: str) -> Job | None:
         job = self.jobs.get(job_id)
@@ -55,6 +60,7 @@ class InMemoryJobStore(JobStore):
             if job is None or job.status is not JobStatus.PENDING or job.attempts != 0:
                 return False
             del self.jobs[job_id]
+            self.pending_since.pop(job_id, None)
             return True
 
     def claim_key(
@@ -80,13 +86,15 @@ class InMemoryJobStore(JobStore):
                 and job.lease_expires_at < now_ms
             )
 
-        return self._apply(
+        started = self._apply(
             job_id,
             START,
             allowed,
             lambda job: changes.started(job, lease_expires_at=lease_expires_at, now_ms=now_ms),
             check_sources=False,
         )
+        self.pending_since.pop(job_id, None)
+        return started
 
     def succeed(self, running: Job, *, result: Any, now_ms: int) -> Job:
         return self._apply(
@@ -116,21 +124,69 @@ class InMemoryJobStore(JobStore):
             ),
         )
 
-    def abandon(self, job_id: str, *, error: ErrorInfo, now_ms: int) -> Job:
-        return self._apply(
+    def abandon(
+        self, job_id: str, *, error: ErrorInfo, now_ms: int, lease_expires_at: int | None = None
+    ) -> Job:
+        abandoned = self._apply(
             job_id,
             ABANDON,
-            lambda _job: True,
+            lambda job: lease_expires_at is None or job.lease_expires_at == lease_expires_at,
             lambda job: changes.failed(job, error=error, dead_lettered=True, now_ms=now_ms),
         )
+        self.pending_since.pop(job_id, None)
+        return abandoned
 
     def replay(self, job_id: str, *, now_ms: int) -> Job:
-        return self._apply(
+        replayed = self._apply(
             job_id,
             REPLAY,
             lambda _job: True,
             lambda job: changes.replayed(job, now_ms=now_ms),
         )
+        self.pending_since[job_id] = now_ms
+        return replayed
+
+    # --- stuck jobs ----------------------------------------------------------------------------
+
+    def expired_leases(self, job_type: str, *, before_ms: int, limit: int) -> Iterator[StuckJob]:
+        found = sorted(
+            (job.lease_expires_at, job.job_id)
+            for job in list(self.jobs.values())
+            if job.type == job_type
+            and job.lease_expires_at is not None
+            and job.lease_expires_at < before_ms
+        )
+        for lease, job_id in found[:limit]:
+            job = self.jobs[job_id]
+            yield StuckJob(job_id, JobStatus.RUNNING, lease, job.attempts, job.max_attempts)
+
+    def pending_before(self, job_type: str, *, before_ms: int, limit: int) -> Iterator[StuckJob]:
+        found = sorted(
+            (since, job_id)
+            for job_id, since in list(self.pending_since.items())
+            if since < before_ms and self.jobs[job_id].type == job_type
+        )
+        for since, job_id in found[:limit]:
+            yield StuckJob(job_id, JobStatus.PENDING, since)
+
+    def claim_stuck(self, stuck: StuckJob, *, now_ms: int) -> Job:
+        with self._lock:
+            self.writes += 1
+            job = self.jobs.get(stuck.job_id)
+            if job is None:
+                raise IllegalTransitionError(stuck.job_id, "claim", None)
+            if job.status is not stuck.status or (
+                (job.lease_expires_at, job.attempts < job.max_attempts) != (stuck.since, True)
+                if stuck.status is JobStatus.RUNNING
+                else self.pending_since.get(job.job_id) != stuck.since
+            ):
+                raise IllegalTransitionError(stuck.job_id, "claim", job.status.value, job)
+            if stuck.status is JobStatus.RUNNING:
+                job = replace(job, lease_expires_at=now_ms)
+                self.jobs[job.job_id] = job
+            else:
+                self.pending_since[job.job_id] = now_ms
+            return job
 
     def _apply(
         self,

@@ -45,6 +45,9 @@ def create_resources(
         AttributeDefinitions=[
             {"AttributeName": table.partition_key, "AttributeType": "S"},
             {"AttributeName": table.owner_index_partition_key, "AttributeType": "S"},
+            {"AttributeName": table.stuck_index_partition_key, "AttributeType": "S"},
+            {"AttributeName": table.lease_index_sort_key, "AttributeType": "N"},
+            {"AttributeName": table.pending_index_sort_key, "AttributeType": "N"},
         ],
         KeySchema=[{"AttributeName": table.partition_key, "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[
@@ -55,7 +58,26 @@ def create_resources(
                     {"AttributeName": table.owner_index_sort_key, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {
+                "IndexName": table.lease_index,
+                "KeySchema": [
+                    {"AttributeName": table.stuck_index_partition_key, "KeyType": "HASH"},
+                    {"AttributeName": table.lease_index_sort_key, "KeyType": "RANGE"},
+                ],
+                "Projection": {
+                    "ProjectionType": "INCLUDE",
+                    "NonKeyAttributes": list(table.lease_index_attributes),
+                },
+            },
+            {
+                "IndexName": table.pending_index,
+                "KeySchema": [
+                    {"AttributeName": table.stuck_index_partition_key, "KeyType": "HASH"},
+                    {"AttributeName": table.pending_index_sort_key, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
         ],
     )
     dynamodb.update_time_to_live(

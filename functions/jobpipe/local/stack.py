@@ -1,6 +1,6 @@
 """The whole pipeline in one process: a moto server (SQS, DynamoDB), the queues and table created
-from the topology, the local API gateway in front of the real submit and status handlers, and the
-event-source harness driving the real worker handler.
+from the topology, the local API gateway in front of the real submit and status handlers, the
+event-source harness driving the real worker handler, and the stuck-job reaper on an interval.
 
 Every boto3 client in the process talks to the moto server: the stack sets `AWS_ENDPOINT_URL`,
 a region and dummy credentials in the environment before any client is created, and puts the
@@ -20,11 +20,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from jobpipe.local.gateway import LOCAL_CONFIG_PATH, Gateway
+from jobpipe.topology import TOPOLOGY
 
 if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
 
     from jobpipe.local.event_source import EventSourceMapping
+    from jobpipe.reaper.service import Reaper
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -71,6 +73,7 @@ class LocalStack:
         prefix: str = "jobpipe",
         worker: bool = True,
         poll_wait_seconds: int = 1,
+        reaper_interval_seconds: float | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -79,6 +82,14 @@ class LocalStack:
         self.prefix = prefix
         self.run_worker = worker
         self.poll_wait_seconds = poll_wait_seconds
+        # The reaper runs beside the worker, every this many seconds (0: not at all).
+        self.reaper_interval_seconds = (
+            TOPOLOGY.reaper.local_interval_seconds
+            if reaper_interval_seconds is None
+            else reaper_interval_seconds
+        )
+        self.reaper: Reaper | None = None
+        self.reaper_runs = 0
         self.esm: EventSourceMapping | None = None
         self._config: LocalConfig | None = None
         self._moto: Any = None
@@ -119,13 +130,16 @@ class LocalStack:
             if self.run_worker:
                 self.esm = self._event_source(resources.queue_url)
                 self._spawn("jobpipe-worker", self._poll)
+                if self.reaper_interval_seconds > 0:
+                    self.reaper = self._build_reaper(resources)
+                    self._spawn("jobpipe-reaper", self._reap)
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the worker (after its current batch), the gateway and moto; restore the
+        """Stop the worker (after its current batch), the reaper, the gateway and moto; restore the
         environment. Safe to call twice."""
         self._stop.set()
         if self._server is not None:
@@ -219,6 +233,31 @@ class LocalStack:
                     return
                 _log.exception("worker poll failed; polling again")
                 self._stop.wait(1.0)
+
+    def _build_reaper(self, resources: Any) -> Reaper:
+        # Its own clients, as a separate function has on AWS (and out of the counts `make bench`
+        # takes on the shared ones).
+        import boto3
+
+        from jobpipe import wiring
+        from jobpipe.adapters.dynamodb import DynamoDBJobStore
+        from jobpipe.adapters.sqs import SQSJobQueue
+
+        return wiring.build_reaper(
+            DynamoDBJobStore(resources.table_name, boto3.client("dynamodb")),
+            SQSJobQueue(resources.queue_url, resources.dlq_url, boto3.client("sqs")),
+        )
+
+    def _reap(self) -> None:
+        assert self.reaper is not None
+        while not self._stop.wait(self.reaper_interval_seconds):
+            try:
+                self.reaper.run()
+                self.reaper_runs += 1
+            except Exception:  # noqa: BLE001  (a failed run must not end the reaper)
+                if self._stop.is_set():
+                    return
+                _log.exception("reaper run failed; running again at the next interval")
 
     def _spawn(self, name: str, target: Any) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

@@ -1,0 +1,156 @@
+"""The reaper: finds stuck jobs and resolves each, so that no job waits forever.
+
+A job is stuck when nothing will move it on by itself:
+- `running` with a lease (the worker's deadline) that expired longer ago than the queue's
+  visibility timeout plus a margin. Its worker died, and SQS should have redelivered the message
+  by now; since no worker started the job again, the message is gone (SQS moved it to the DLQ
+  after too many receives, or it was lost).
+- `pending` for longer than a grace period: its message may never have been sent, or is gone.
+
+Both are found through the table's two sparse indexes, one Query per job type (never a Scan),
+and each is resolved:
+- attempts left (every pending job, a running one below its `max_attempts`): the job is claimed
+  with one conditional write, then its message is sent to the jobs queue again. The claim moves
+  the job's marker (its expired lease, or `pending_since`) to now, only if the job is still as
+  the index showed it, so two reapers never both re-enqueue it, and a job started in the meantime
+  is left alone. A message that still turns up is harmless: the worker runs a job at most once
+  per attempt (idempotency on the job id).
+- no attempts left (a running job cut off on its last attempt whose message SQS dead-lettered):
+  the job is abandoned — `failed` and `dead_lettered` — guarded by that attempt's lease. The
+  message is already in the DLQ, from where `jobpipe dlq replay` can replay the job.
+
+Safe concurrently with the worker and with another reaper, and twice in a row: every change is a
+conditional write, and a send that fails leaves the job to the next run after the grace period.
+Each run does bounded work; what is left is found by the next run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from jobpipe.domain.job import ErrorInfo
+from jobpipe.errors import IllegalTransitionError, JobError
+from jobpipe.observability import log_transition, logger, metrics
+from jobpipe.ports import JobQueue, JobStore, StuckJob
+from jobpipe.topology import TOPOLOGY
+
+CUT_OFF = ErrorInfo(
+    "AttemptsExhaustedError",
+    "the last attempt was cut off and SQS dead-lettered the job's message",
+)
+
+
+class Action(StrEnum):
+    REQUEUED = "requeued"  # claimed and its message sent again
+    ABANDONED = "abandoned"  # failed and dead-lettered: no attempts left
+    SKIPPED = "skipped"  # moved on since the index read (started, finished, or another reaper)
+    ERROR = "error"  # the claim or the send failed; the next run tries again
+
+
+@dataclass
+class ReapReport:
+    """What one run did, by action: job ids."""
+
+    actions: dict[Action, list[str]] = field(default_factory=dict)
+
+    def add(self, action: Action, job_id: str) -> None:
+        self.actions.setdefault(action, []).append(job_id)
+
+    def of(self, action: Action) -> list[str]:
+        return self.actions.get(action, [])
+
+    def counts(self) -> dict[str, int]:
+        return {action.value: len(self.of(action)) for action in Action}
+
+
+@dataclass(frozen=True)
+class ReaperPolicy:
+    running_grace_ms: int
+    pending_grace_ms: int
+    max_jobs_per_run: int
+
+    @classmethod
+    def from_topology(cls) -> ReaperPolicy:
+        reaper = TOPOLOGY.reaper
+        return cls(
+            running_grace_ms=(
+                TOPOLOGY.queue.visibility_timeout_seconds + reaper.lease_margin_seconds
+            )
+            * 1000,
+            pending_grace_ms=reaper.pending_grace_seconds * 1000,
+            max_jobs_per_run=reaper.max_jobs_per_run,
+        )
+
+
+class Reaper:
+    def __init__(
+        self,
+        store: JobStore,
+        queue: JobQueue,
+        job_types: Iterable[str],
+        *,
+        policy: ReaperPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._job_types = sorted(job_types)
+        self._policy = policy or ReaperPolicy.from_topology()
+        self._clock = clock
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def run(self) -> ReapReport:
+        """One pass over every registered job type; at most `max_jobs_per_run` jobs."""
+        report = ReapReport()
+        now = self._now_ms()
+        left = self._policy.max_jobs_per_run
+        for job_type in self._job_types:
+            for finder, before in (
+                (self._store.expired_leases, now - self._policy.running_grace_ms),
+                (self._store.pending_before, now - self._policy.pending_grace_ms),
+            ):
+                if left <= 0:
+                    logger.info("reaper: work bound reached; the next run continues")
+                    return report
+                for stuck in finder(job_type, before_ms=before, limit=left):
+                    left -= 1
+                    report.add(self._resolve(stuck), stuck.job_id)
+        if report.actions:
+            logger.info("reaper run", extra={"reaped": report.counts()})
+        return report
+
+    def _resolve(self, stuck: StuckJob) -> Action:
+        try:
+            if not stuck.attempts_left:
+                return self._abandon(stuck)
+            return self._requeue(stuck)
+        except IllegalTransitionError:
+            # The job moved on since the index read: started again, finished, or claimed by
+            # another reaper. Nothing to do.
+            return Action.SKIPPED
+        except JobError:
+            logger.exception("reaper: could not resolve a stuck job", job_id=stuck.job_id)
+            return Action.ERROR
+
+    def _requeue(self, stuck: StuckJob) -> Action:
+        job = self._store.claim_stuck(stuck, now_ms=self._now_ms())
+        # Claimed: only this reaper sends. If the send fails, the claim holds the job back for
+        # one grace period, after which a run finds it again.
+        self._queue.send(job.message().to_body())
+        metrics.add_metric(TOPOLOGY.metrics.requeued, "Count", 1)
+        log_transition(job, "requeue")
+        return Action.REQUEUED
+
+    def _abandon(self, stuck: StuckJob) -> Action:
+        job = self._store.abandon(
+            stuck.job_id, error=CUT_OFF, now_ms=self._now_ms(), lease_expires_at=stuck.since
+        )
+        metrics.add_metric(TOPOLOGY.metrics.failed, "Count", 1)
+        metrics.add_metric(TOPOLOGY.metrics.dead_lettered, "Count", 1)
+        log_transition(job, "abandon")
+        return Action.ABANDONED
