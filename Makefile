@@ -57,7 +57,7 @@ bench: venv ## Measure calls, cost, imports, worker overhead and local throughpu
 	$(PY) scripts/bench.py $(BENCH_ARGS)
 
 fuzz: venv ## Property-based requests against the local stack (10,000; the suite runs 300)
-	JOBPIPE_FUZZ_EXAMPLES=$${JOBPIPE_FUZZ_EXAMPLES:-10000} $(VENV)/bin/pytest tests/fuzz -q -s
+	JOBPIPE_FUZZ_EXAMPLES=$${JOBPIPE_FUZZ_EXAMPLES:-10000} $(VENV)/bin/pytest tests/fuzz -q
 
 clean: ## Remove build output and environments
 	rm -rf $(VENV) $(BOOT) node_modules cdk.out .build .pytest_cache .mypy_cache .ruff_cache .bench
