@@ -158,6 +158,12 @@ def lambda_cost(duration_ms: float, memory_mb: int) -> float:
     )
 
 
+# Global secondary index writes of a successful job, billed like table writes: by_owner gets the
+# new job (1); by_pending gets it at submit and loses it at START (2); by_lease gets it at START
+# and loses it at SUCCEED (2).
+INDEX_WRITES_PER_JOB = 5
+
+
 def cost_per_job(
     per_job_calls: dict[str, float], item_kb: float, durations: Durations, polls: int
 ) -> float:
@@ -168,7 +174,7 @@ def cost_per_job(
     write_units = max(1, math.ceil(item_kb))
     read_units = max(1, math.ceil(item_kb / 4))
     calls = dict(per_job_calls)
-    status_reads = calls.pop("dynamodb.GetItem", 0.0)
+    calls.pop("dynamodb.GetItem", None)  # priced per poll below
     cost = (1 + polls) * PRICE["http_api_request"]
     cost += lambda_cost(durations.submit_ms, api_memory)
     cost += polls * lambda_cost(durations.status_ms, api_memory)
@@ -179,8 +185,10 @@ def cost_per_job(
             cost += count * PRICE["sqs_request"]  # every message here is under 64 KB
         elif service == "dynamodb" and operation in {"PutItem", "UpdateItem", "DeleteItem"}:
             cost += count * write_units * PRICE["ddb_write_unit"]
+    # Index entries are small: one write unit each.
+    cost += INDEX_WRITES_PER_JOB * PRICE["ddb_write_unit"]
     # Status reads are strongly consistent: a full read unit per 4 KB.
-    cost += max(status_reads, 1.0) * polls * read_units * PRICE["ddb_read_unit"]
+    cost += polls * read_units * PRICE["ddb_read_unit"]
     return cost
 
 
