@@ -56,6 +56,9 @@ deploy: venv node_modules/.installed ## Deploy the stack with the AWS credential
 bench: venv ## Measure calls, cost, imports, worker overhead and local throughput (.bench/results.json)
 	$(PY) scripts/bench.py $(BENCH_ARGS)
 
+chaos: venv ## Drive 1,000 jobs through the local pipeline under nine kinds of fault, then check
+	$(PY) scripts/chaos.py $(CHAOS_ARGS)
+
 fuzz: venv ## Property-based requests against the local stack (10,000; the suite runs 300)
 	JOBPIPE_FUZZ_EXAMPLES=$${JOBPIPE_FUZZ_EXAMPLES:-10000} $(VENV)/bin/pytest tests/fuzz -q
 

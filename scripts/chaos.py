@@ -1,0 +1,958 @@
+"""`make chaos`: drive jobs through the local pipeline while injecting the faults real SQS/Lambda
+pipelines meet, then prove that nothing was lost, nothing ran twice and nothing is stuck.
+
+The pipeline is the local stack (moto server, HTTP gateway in front of the real submit handler)
+on a time-compressed topology (worker timeout of a few seconds, visibility 6 x timeout + window,
+reaper grace periods of seconds). Workers are child processes running the event source mapping
+over the real worker handler, so that one can be SIGKILLed mid-batch. Faults, all deterministic
+for a seed:
+
+    transient     a chaos job raises a transient error on the attempts its plan names
+    permanent     a job type whose policy marks its error permanent (failed, not dead-lettered)
+    duplicate     a job's message sent again right after submit, and again once it succeeded
+    crash         an exception escapes the worker handler after the batch ran (response lost)
+    kill          the worker process is SIGKILLed while a job of its batch is running
+    throttle      DynamoDB PutItem/UpdateItem answered ProvisionedThroughputExceededException
+    send_failure  SendMessage at submit fails past botocore's retries: 503, the client retries
+    poison        malformed body, missing job id, unknown type sent straight to the queue
+    timeout       a job's first attempt ends in a Lambda timeout (InvocationKilled)
+
+Each chaos job appends its id to a ledger file (O_APPEND) just before it returns. At the end the
+faults stop, the DLQ is replayed, the pipeline drains, and the store is checked against the
+ledger. The last line printed is
+
+    chaos: jobs=N faults=F lost=L duplicate_effects=D stuck=S dead_lettered=X replayed=R recovered=V
+
+and the exit status is 0 only when L, D and S are 0 and V equals R.
+
+Usage: python scripts/chaos.py [--jobs N] [--seed S] [--workers W] [--function-timeout T]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from pydantic import BaseModel
+
+from jobpipe.domain.registry import JobContext
+
+if TYPE_CHECKING:
+    from jobpipe.domain.registry import Registry
+    from jobpipe.local.stack import LocalStack
+    from jobpipe.topology import Topology
+
+FAULT_KINDS = (
+    "transient",
+    "permanent",
+    "duplicate",
+    "crash",
+    "kill",
+    "throttle",
+    "send_failure",
+    "poison",
+    "timeout",
+)
+CHAOS_TYPE = "chaos"
+PERMANENT_TYPE = "chaos_permanent"
+CHAOS_MAX_ATTEMPTS = 3
+# A chaos job is quick; its declared timeout must fit the compressed worker's budget (the worker
+# keeps 2 s back for the outcome write).
+CHAOS_JOB_TIMEOUT_SECONDS = 0.5
+# How long a job "holds" (runs) when it is the one the worker is killed in.
+HOLD_SECONDS = 0.3
+BATCHING_WINDOW_SECONDS = 1
+MAX_RECEIVE_COUNT = 10
+# At most every Nth DynamoDB write is throttled, and every Nth SendMessage at submit fails; on a
+# bigger run faults are spaced further apart (about FAULTS_PER_KIND of each), because a
+# throttled call sleeps in botocore's backoff, and the local gateway runs one submit at a time.
+THROTTLE_EVERY = 23
+SEND_FAILURE_EVERY = 29
+FAULTS_PER_KIND = 25
+BOTOCORE_MAX_ATTEMPTS = 3  # jobpipe.adapters.clients: standard mode, 3 attempts
+
+ENV_LEDGER = "JOBPIPE_CHAOS_LEDGER"
+
+
+# --- the chaos job types -----------------------------------------------------------------------
+
+
+class ChaosParams(BaseModel):
+    """A job's fault plan: which of its attempts fail, time out, or hold (to be killed in)."""
+
+    seq: int
+    fail_attempts: list[int] = []
+    timeout_attempt: int = 0
+    hold_attempt: int = 0
+    crash: bool = False
+
+
+class ChaosPermanentError(Exception):
+    """The chaos_permanent type's error; its policy lists it as permanent."""
+
+
+@dataclass
+class _ChildState:
+    faults: bool = False
+    events_fd: int | None = None
+
+
+_CHILD = _ChildState()
+
+
+def emit(kind: str, job_id: str = "") -> None:
+    """Tell the parent (over the events pipe) that a fault fired in this worker process."""
+    if _CHILD.events_fd is not None:
+        os.write(_CHILD.events_fd, f"{kind} {job_id}\n".encode())
+
+
+def record_run(job_id: str) -> None:
+    """One ledger line per completed run: an append-only file, one write per line."""
+    fd = os.open(os.environ[ENV_LEDGER], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, f"{job_id}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def _faults_before_run(params: ChaosParams, context: JobContext) -> None:
+    from jobpipe.errors import TransientJobError
+    from jobpipe.local.event_source import InvocationKilled
+
+    if not _CHILD.faults:
+        return
+    if context.attempt == params.hold_attempt:
+        emit("hold", context.job_id)
+        time.sleep(HOLD_SECONDS)
+    if context.attempt == params.timeout_attempt:
+        emit("timeout", context.job_id)
+        raise InvocationKilled(f"Lambda timed out in job {context.job_id}")
+    if context.attempt in params.fail_attempts:
+        emit("transient", context.job_id)
+        raise TransientJobError(f"planned transient failure on attempt {context.attempt}")
+
+
+def chaos_job(params: ChaosParams, context: JobContext) -> dict[str, Any]:
+    _faults_before_run(params, context)
+    record_run(context.job_id)
+    return {"seq": params.seq}
+
+
+def chaos_permanent_job(params: ChaosParams, context: JobContext) -> dict[str, Any]:
+    _faults_before_run(params, context)
+    emit("permanent", context.job_id)
+    raise ChaosPermanentError(f"job {params.seq} can never succeed")
+
+
+def chaos_registry() -> Registry:
+    """The example job types plus the chaos ones, in a registry of their own (the global one is
+    left alone, so importing this module changes nothing elsewhere)."""
+    from jobpipe.domain.registry import Registry, job_type, load_job_types
+    from jobpipe.domain.retry import Backoff
+
+    registry = Registry()
+    examples = load_job_types()
+    for name in examples:
+        registry.add(examples[name])
+    instant = Backoff(base=0.01, cap=0.01)
+    for name, function, permanent in (
+        (CHAOS_TYPE, chaos_job, ()),
+        (PERMANENT_TYPE, chaos_permanent_job, (ChaosPermanentError,)),
+    ):
+        job_type(
+            name,
+            max_attempts=CHAOS_MAX_ATTEMPTS,
+            backoff=instant,
+            timeout=CHAOS_JOB_TIMEOUT_SECONDS,
+            permanent=permanent,
+            into=registry,
+        )(function)
+    return registry
+
+
+def use_registry(registry: Registry) -> Callable[[], None]:
+    """Make the wiring build its services over `registry`; returns the undo."""
+    from jobpipe import wiring
+
+    name = "load_job_types"
+    saved = getattr(wiring, name)
+    setattr(wiring, name, lambda: registry)
+    wiring.reset()
+
+    def undo() -> None:
+        setattr(wiring, name, saved)
+        wiring.reset()
+
+    return undo
+
+
+# --- the topology ------------------------------------------------------------------------------
+
+
+def chaos_topology(function_timeout: int) -> Topology:
+    """The deployed topology with its clocks compressed, still within the SQS/Lambda rules."""
+    from jobpipe.topology import TOPOLOGY
+
+    visibility = 6 * function_timeout + BATCHING_WINDOW_SECONDS
+    return replace(
+        TOPOLOGY,
+        worker=replace(
+            TOPOLOGY.worker,
+            timeout_seconds=function_timeout,
+            batching_window_seconds=BATCHING_WINDOW_SECONDS,
+        ),
+        queue=replace(
+            TOPOLOGY.queue,
+            visibility_timeout_seconds=visibility,
+            max_receive_count=MAX_RECEIVE_COUNT,
+            receive_wait_seconds=1,
+        ),
+        reaper=replace(
+            TOPOLOGY.reaper,
+            lease_margin_seconds=2,
+            pending_grace_seconds=2 * visibility,
+            local_interval_seconds=2,
+        ),
+    )
+
+
+def check_guardrails(topology: Topology, registry: Registry) -> None:
+    """The compressed topology obeys the same rules the CDK synth enforces."""
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.append(root)
+    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    from infra.guardrails import check_topology
+
+    check_topology(topology, registry)
+
+
+# --- botocore fault hooks ----------------------------------------------------------------------
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+def error_response(url: str, status: int, error_type: str, message: str) -> Any:
+    from botocore.awsrequest import AWSResponse
+
+    body = json.dumps({"__type": error_type, "message": message}).encode()
+    headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "chaos"}
+    return AWSResponse(url, status, cast(Any, headers), _Raw(body))
+
+
+class FaultHook:
+    """A botocore `before-send` hook: every `every`-th logical request (retries of one request
+    share its body) is answered with an error, `streak` attempts in a row. A streak of
+    BOTOCORE_MAX_ATTEMPTS outlasts botocore's retries, so the pipeline's own handling runs."""
+
+    def __init__(
+        self,
+        kind: str,
+        every: int,
+        status: int,
+        error_type: str,
+        streak: Callable[[int, bytes], int],
+        on_fire: Callable[[str, int], None],
+    ) -> None:
+        self.kind = kind
+        self.every = every
+        self.status = status
+        self.error_type = error_type
+        self.streak = streak
+        self.on_fire = on_fire
+        self.enabled = True
+        self._lock = threading.Lock()
+        self._seen = 0
+        self._failing: dict[str, int] = {}
+
+    def __call__(self, request: Any, **_: Any) -> Any:
+        if not self.enabled:
+            return None
+        body = request.body if isinstance(request.body, bytes) else str(request.body).encode()
+        key = hashlib.sha256(body).hexdigest()
+        with self._lock:
+            left = self._failing.get(key)
+            if left is None:
+                self._seen += 1
+                if self._seen % self.every:
+                    return None
+                left = self.streak(self._seen // self.every, body)
+                self.on_fire(self.kind, left)
+            if left <= 1:
+                self._failing.pop(key, None)
+            else:
+                self._failing[key] = left - 1
+        return error_response(request.url, self.status, self.error_type, f"chaos: {self.kind}")
+
+
+def spacing(least: int, requests: int) -> int:
+    return max(least, requests // FAULTS_PER_KIND)
+
+
+def throttle_hook(
+    on_fire: Callable[[str, int], None], *, exhaust: Callable[[bytes], bool], every: int
+) -> Any:
+    def streak(n: int, body: bytes) -> int:
+        # Mostly absorbed by botocore's retries; every third one outlasts them where allowed.
+        if n % 3 == 0 and exhaust(body):
+            return BOTOCORE_MAX_ATTEMPTS
+        return 1 + n % 2
+
+    return FaultHook(
+        "throttle",
+        every,
+        400,
+        "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+        streak,
+        on_fire,
+    )
+
+
+def install_throttling(dynamodb: Any, hook: FaultHook) -> None:
+    for operation in ("PutItem", "UpdateItem"):
+        dynamodb.meta.events.register(f"before-send.dynamodb.{operation}", hook)
+
+
+def is_start_write(body: bytes) -> bool:
+    """A worker's START (pending|retrying -> running): failing it past botocore's retries makes
+    the record go back to the queue before the job ran. (An outcome write failing that way
+    after the job ran would re-run the job when its lease ends: at-least-once, by design.)"""
+    return b":from_pending" in body
+
+
+# --- the worker child process ------------------------------------------------------------------
+
+
+def worker_child(args: argparse.Namespace) -> int:
+    import boto3
+
+    _CHILD.faults = args.faults == "on"
+    _CHILD.events_fd = args.events_fd
+    use_registry(chaos_registry())
+
+    from jobpipe.adapters import clients
+    from jobpipe.handlers import worker
+    from jobpipe.local.event_source import EventSourceMapping
+    from jobpipe.settings import get_settings
+
+    if _CHILD.faults:
+        hook = throttle_hook(
+            lambda kind, _streak: emit(kind), exhaust=is_start_write, every=args.throttle_every
+        )
+        install_throttling(clients.dynamodb(), hook)
+
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        response = worker.handler(event, context)
+        if _CHILD.faults:
+            for record in event["Records"]:
+                body = _json_object(record["body"])
+                job_id = str(body.get("job_id"))
+                if body.get("params", {}).get("crash") and first_time(f"crash-{job_id}"):
+                    emit("crash", job_id)
+                    raise RuntimeError("chaos: the worker crashed after running its batch")
+        return response
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    esm = EventSourceMapping(
+        boto3.client("sqs"),
+        get_settings().queue_url,
+        handler,
+        batch_size=10,
+        batching_window_seconds=BATCHING_WINDOW_SECONDS,
+        function_timeout_seconds=args.function_timeout,
+        poll_wait_seconds=1,
+    )
+    parent = os.getppid()
+    # A worker outlives nothing: it stops when told to, or when the run that started it is gone.
+    while not stop.is_set() and os.getppid() == parent:
+        try:
+            esm.poll_once()
+        except Exception:  # noqa: BLE001  (a failed poll must not end the worker)
+            stop.wait(0.5)
+    return 0
+
+
+def first_time(name: str) -> bool:
+    """True once per name across every worker process of the run (a marker file beside the
+    ledger), so a planned crash happens once whichever delivery of the batch gets there."""
+    marker = Path(os.environ[ENV_LEDGER]).with_name(name)
+    try:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    return True
+
+
+def _json_object(body: str) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# --- the parent: the run -----------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    counts: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, kind: str, n: int = 1) -> None:
+        with self.lock:
+            self.counts[kind] += n
+
+
+@dataclass
+class Plan:
+    seq: int
+    type: str
+    params: dict[str, Any]
+    dup_now: bool = False
+    dup_done: bool = False
+
+
+def make_plans(jobs: int, rng: random.Random) -> list[Plan]:
+    """Each job's faults, drawn from the seed; the first few jobs carry one fault kind each so
+    that a small run still injects every kind."""
+    plans: list[Plan] = []
+    for seq in range(jobs):
+        params: dict[str, Any] = {"seq": seq}
+        job_type = CHAOS_TYPE
+        dup_now = dup_done = False
+        # Jobs 5, 10, ... 40 carry one fault kind each, apart, so that they rarely share a batch
+        # (faults in one batch compound: each costs a visibility timeout).
+        forced = seq // 5 if seq % 5 == 0 and seq <= 40 else -1
+        roll = rng.random()
+        if forced == 1 or roll < 0.04:
+            job_type = PERMANENT_TYPE
+        if forced == 2 or 0.04 <= roll < 0.24:
+            params["fail_attempts"] = sorted(rng.sample(range(1, CHAOS_MAX_ATTEMPTS + 1), 1))
+        if forced == 3 or 0.24 <= roll < 0.27:
+            # Every attempt fails while faults are on: dead-lettered, then recovered by replay.
+            params["fail_attempts"] = list(range(1, CHAOS_MAX_ATTEMPTS + 1))
+        if forced == 4 or rng.random() < 0.03:
+            params["timeout_attempt"] = 1
+        if forced == 5 or rng.random() < 0.01:
+            params["hold_attempt"] = 1
+        if forced == 6 or rng.random() < 0.01:
+            params["crash"] = True
+        if forced == 7 or rng.random() < 0.03:
+            dup_now = True
+        if forced == 8 or rng.random() < 0.03:
+            dup_done = True
+        plans.append(Plan(seq, job_type, params, dup_now, dup_done))
+    return plans
+
+
+class Children:
+    """Worker processes over the same moto server; restarted when one dies."""
+
+    def __init__(
+        self, count: int, faults: bool, function_timeout: int, tally: Tally, log: Path
+    ) -> None:
+        self.count = count
+        self.faults = faults
+        self.function_timeout = function_timeout
+        self.tally = tally
+        self.log = log
+        self.max_kills = 0
+        # Each job makes two worker writes (start, outcome).
+        self.throttle_every = THROTTLE_EVERY
+        self._procs: list[subprocess.Popen[bytes] | None] = [None] * count
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._supervisor = threading.Thread(target=self._supervise, daemon=True)
+
+    def start(self) -> Children:
+        for slot in range(self.count):
+            self._spawn(slot)
+        self._supervisor.start()
+        return self
+
+    def _spawn(self, slot: int) -> None:
+        read_fd, write_fd = os.pipe()
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker-child",
+            "--faults",
+            "on" if self.faults else "off",
+            "--events-fd",
+            str(write_fd),
+            "--function-timeout",
+            str(self.function_timeout),
+            "--throttle-every",
+            str(self.throttle_every),
+        ]
+        with self.log.open("ab") as log:
+            proc = subprocess.Popen(  # noqa: S603  (this script, with our own arguments)
+                command,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                pass_fds=(write_fd,),
+                env=os.environ.copy(),
+            )
+        os.close(write_fd)
+        with self._lock:
+            self._procs[slot] = proc
+        threading.Thread(target=self._read_events, args=(proc, read_fd), daemon=True).start()
+
+    def _read_events(self, proc: subprocess.Popen[bytes], read_fd: int) -> None:
+        with os.fdopen(read_fd, "rb") as events:
+            for line in events:
+                kind = line.decode().split(" ", 1)[0]
+                if kind == "hold":
+                    self._kill_mid_batch(proc)
+                else:
+                    self.tally.add(kind)
+
+    def _kill_mid_batch(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            if self._stop.is_set() or self.tally.counts["kill"] >= self.max_kills:
+                return
+            # The child is inside a job of its batch right now (it said so just before it slept).
+            proc.send_signal(signal.SIGKILL)
+            self.tally.add("kill")
+
+    def _supervise(self) -> None:
+        while not self._stop.wait(0.2):
+            for slot in range(self.count):
+                with self._lock:
+                    proc = self._procs[slot]
+                    dead = proc is not None and proc.poll() is not None
+                if dead and not self._stop.is_set():
+                    self._spawn(slot)
+
+    def stop(self) -> None:
+        """Let each worker finish its batch and exit."""
+        self._stop.set()
+        self._supervisor.join(5)
+        with self._lock:
+            procs = [p for p in self._procs if p is not None]
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _chaos_stack_class(topology: Topology) -> type[LocalStack]:
+    from jobpipe.adapters import clients
+    from jobpipe.local.resources import create_resources
+    from jobpipe.local.stack import LocalStack
+
+    class ChaosStack(LocalStack):
+        def _create_resources(self) -> Any:
+            return create_resources(
+                clients.dynamodb(), clients.sqs(), prefix=self.prefix, topology=topology
+            )
+
+    return ChaosStack
+
+
+@dataclass
+class Result:
+    jobs: int
+    faults: int
+    lost: int
+    duplicate_effects: int
+    stuck: int
+    dead_lettered: int
+    replayed: int
+    recovered: int
+    tally: dict[str, int]
+    poison_in_dlq: int
+    poison_left: int
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.lost == 0
+            and self.duplicate_effects == 0
+            and self.stuck == 0
+            and self.recovered == self.replayed
+        )
+
+    def line(self) -> str:
+        return (
+            f"chaos: jobs={self.jobs} faults={self.faults} lost={self.lost} "
+            f"duplicate_effects={self.duplicate_effects} stuck={self.stuck} "
+            f"dead_lettered={self.dead_lettered} replayed={self.replayed} "
+            f"recovered={self.recovered}"
+        )
+
+
+def run(
+    jobs: int,
+    *,
+    seed: int = 7,
+    workers: int = 2,
+    function_timeout: int = 5,
+    timeout: float = 900.0,
+    keep: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> Result:
+    started = time.monotonic()
+    out = sys.stdout
+    tell = say or (lambda text: print(text, file=out, flush=True))
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
+    # The moto server's and the gateway's request logs would drown the tally.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    registry = chaos_registry()
+    topology = chaos_topology(function_timeout)
+    check_guardrails(topology, registry)
+    undo = use_registry(registry)
+    workdir = Path(tempfile.mkdtemp(prefix="jobpipe-chaos-"))
+    ledger = workdir / "ledger"
+    ledger.touch()
+    os.environ[ENV_LEDGER] = str(ledger)
+    # The in-process handlers' output (Powertools flushes metrics to stdout) goes to a file.
+    noise = (workdir / "pipeline.log").open("w")
+    result: Result | None = None
+    try:
+        with (
+            contextlib.redirect_stdout(noise),
+            _chaos_stack_class(topology)(port=0, prefix="chaos", worker=False) as stack,
+        ):
+            result = _run(stack, registry, topology, jobs, seed, workers, timeout, workdir, tell)
+            return result
+    finally:
+        noise.close()
+        undo()
+        os.environ.pop(ENV_LEDGER, None)
+        # The ledger and the workers' logs stay for a look when the run failed (or was asked to).
+        kept = keep or result is None or not result.ok
+        if not kept:
+            shutil.rmtree(workdir, ignore_errors=True)
+        where = f"; ledger and logs in {workdir}" if kept else ""
+        tell(f"chaos: elapsed {time.monotonic() - started:.1f} s{where}")
+
+
+def _run(
+    stack: LocalStack,
+    registry: Registry,
+    topology: Topology,
+    jobs: int,
+    seed: int,
+    workers: int,
+    timeout: float,
+    workdir: Path,
+    say: Callable[[str], None],
+) -> Result:
+    import boto3
+
+    from jobpipe.adapters import clients
+    from jobpipe.adapters.dynamodb import DynamoDBJobStore
+    from jobpipe.adapters.sqs import SQSJobQueue
+    from jobpipe.client import JobsClient
+    from jobpipe.domain.job import new_job_id
+    from jobpipe.domain.states import JobStatus
+    from jobpipe.ops.dlq import Action, DeadLetterQueue
+    from jobpipe.reaper.service import Reaper, ReaperPolicy
+
+    started = time.monotonic()
+    config = stack.config
+    rng = random.Random(seed)  # noqa: S311  (fault plans, not secrets)
+    tally = Tally()
+    # Plain clients for the run's own reads and sends: no faults on them.
+    sqs = boto3.client("sqs")
+    store = DynamoDBJobStore(config.table_name, boto3.client("dynamodb"))
+
+    # Faults on the submit function's clients (the gateway runs it in this process).
+    def fired(kind: str, streak: int) -> None:
+        tally.add(kind)
+        if kind == "send_failure" or streak >= BOTOCORE_MAX_ATTEMPTS:
+            tally.add(f"{kind}_past_retries")
+
+    # Each job makes two PutItems at submit (its Idempotency-Key, the job) and one SendMessage.
+    throttle = throttle_hook(
+        fired, exhaust=lambda _body: True, every=spacing(THROTTLE_EVERY, 2 * jobs)
+    )
+    install_throttling(clients.dynamodb(), throttle)
+    send_failure = FaultHook(
+        "send_failure",
+        spacing(SEND_FAILURE_EVERY, jobs),
+        500,
+        "com.amazonaws.sqs#InternalError",
+        lambda _n, _body: BOTOCORE_MAX_ATTEMPTS,
+        fired,
+    )
+    clients.sqs().meta.events.register("before-send.sqs.SendMessage", send_failure)
+
+    # The reaper, on the compressed clock, with its own clients.
+    reaper = Reaper(
+        DynamoDBJobStore(config.table_name, boto3.client("dynamodb")),
+        SQSJobQueue(config.queue_url, config.dlq_url, boto3.client("sqs")),
+        registry,
+        policy=ReaperPolicy(
+            running_grace_ms=(
+                topology.queue.visibility_timeout_seconds + topology.reaper.lease_margin_seconds
+            )
+            * 1000,
+            pending_grace_ms=topology.reaper.pending_grace_seconds * 1000,
+            max_jobs_per_run=topology.reaper.max_jobs_per_run,
+        ),
+    )
+    reaped: Counter[str] = Counter()
+    stop_reaper = threading.Event()
+
+    def reap() -> None:
+        while not stop_reaper.wait(topology.reaper.local_interval_seconds):
+            with contextlib.suppress(Exception):
+                reaped.update(reaper.run().counts())
+
+    reaper_thread = threading.Thread(target=reap, daemon=True)
+    reaper_thread.start()
+
+    log = workdir / "workers.log"
+    children = Children(workers, True, topology.worker.timeout_seconds, tally, log)
+    plans = make_plans(jobs, rng)
+    children.max_kills = max(1, sum(1 for p in plans if p.params.get("hold_attempt")) // 2)
+    children.throttle_every = spacing(THROTTLE_EVERY, 2 * jobs // workers)
+    children.start()
+
+    # Poison messages, straight to the queue.
+    poison_bodies = []
+    for i in range(max(1, jobs // 300)):
+        poison_bodies += [
+            f"{{not json {i}",
+            json.dumps({"type": CHAOS_TYPE, "params": {"seq": -1 - i}}),
+            json.dumps({"job_id": new_job_id(), "type": "no_such_type", "params": {}}),
+        ]
+    for body in poison_bodies:
+        sqs.send_message(QueueUrl=config.queue_url, MessageBody=body)
+        tally.add("poison")
+
+    # Submit over HTTP, with an Idempotency-Key each.
+    client = JobsClient(config.api_url, timeout=30)
+    ids: dict[int, str] = {}
+
+    def submit(plan: Plan) -> None:
+        submitted = client.submit(
+            plan.type, plan.params, idempotency_key=f"chaos-{seed}-{plan.seq}", retries=6
+        )
+        ids[plan.seq] = submitted.job_id
+        if plan.dup_now:
+            job = store.get(submitted.job_id)
+            if job is not None:
+                sqs.send_message(QueueUrl=config.queue_url, MessageBody=job.message().to_body())
+                tally.add("duplicate")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(submit, plans))
+    say(f"chaos: submitted {len(ids)} jobs in {time.monotonic() - started:.1f} s")
+    by_id = {ids[p.seq]: p for p in plans}
+    dup_done_left = {ids[p.seq] for p in plans if p.dup_done}
+
+    def queue_empty() -> bool:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=config.queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        return all(int(value) == 0 for value in attributes.values())
+
+    open_jobs = set(by_id)
+
+    def settle(deadline: float, on_succeeded: Callable[[str], None] | None = None) -> bool:
+        """Wait until the queue has been empty twice in a row and no job is open."""
+        empty_before = False
+        while time.monotonic() < deadline:
+            for job_id in sorted(open_jobs):
+                job = store.get(job_id)
+                if job is not None and job.status.is_terminal:
+                    open_jobs.discard(job_id)
+                    if on_succeeded is not None and job.status is JobStatus.SUCCEEDED:
+                        on_succeeded(job_id)
+            empty = queue_empty()
+            if empty and empty_before:
+                return True
+            empty_before = empty
+            time.sleep(1.0)
+        return False
+
+    def redeliver_finished(job_id: str) -> None:
+        if job_id in dup_done_left:
+            dup_done_left.discard(job_id)
+            job = store.get(job_id)
+            if job is not None:
+                sqs.send_message(QueueUrl=config.queue_url, MessageBody=job.message().to_body())
+                tally.add("duplicate")
+
+    deadline = time.monotonic() + timeout
+    drained = settle(deadline, redeliver_finished)
+    say(
+        f"chaos: faults phase {'drained' if drained else 'timed out'} after "
+        f"{time.monotonic() - started:.1f} s; {len(open_jobs)} jobs not terminal"
+    )
+
+    # Faults off: clean workers, no hooks; then replay the DLQ.
+    children.stop()
+    throttle.enabled = False
+    send_failure.enabled = False
+    children = Children(workers, False, topology.worker.timeout_seconds, tally, log).start()
+    dlq = DeadLetterQueue(sqs, store, dlq_url=config.dlq_url, queue_url=config.queue_url)
+    letters = dlq.list_messages()
+    known = set(by_id)
+    dead_lettered_ids = {letter.job_id for letter in letters if letter.job_id in known}
+    # A poison message can reach the DLQ more than once (its batch was redelivered after a
+    # crash or a kill): count bodies, not copies.
+    poison_in_dlq = len({letter.body for letter in letters if letter.job_id not in known})
+    for job_id in known:
+        job = store.get(job_id)
+        if job is not None and job.dead_lettered:
+            dead_lettered_ids.add(job_id)
+    replayed: set[str] = set()
+    for _ in range(5):
+        report = dlq.replay()
+        for outcome in report.outcomes:
+            if outcome.action in (Action.REPLAYED, Action.REQUEUED) and outcome.job_id:
+                replayed.add(outcome.job_id)
+                open_jobs.add(outcome.job_id)
+        if not any(o.action is Action.BUSY for o in report.outcomes):
+            break
+        time.sleep(topology.worker.timeout_seconds)
+    settle(deadline)
+    children.stop()
+    stop_reaper.set()
+    reaper_thread.join(10)
+    poison_left = len({letter.body for letter in dlq.list_messages() if letter.job_id not in known})
+
+    # The checks.
+    runs = Counter(ledger_lines(Path(os.environ[ENV_LEDGER])))
+    lost = duplicate_effects = stuck = recovered = 0
+    problems: list[str] = []
+    for job_id, plan in by_id.items():
+        job = store.get(job_id)
+        completed = runs[job_id]
+        if completed > 1:
+            duplicate_effects += 1
+            problems.append(f"{job_id}: handler completed {completed} times")
+        if job is None:
+            lost += 1
+            problems.append(f"{job_id}: missing from the store")
+            continue
+        if not job.status.is_terminal:
+            stuck += 1
+            lost += 1
+            problems.append(f"{job_id}: still {job.status.value}")
+            continue
+        succeeded = job.status is JobStatus.SUCCEEDED
+        expected = plan.type == CHAOS_TYPE
+        if succeeded != expected or (succeeded and completed == 0) or (not succeeded and completed):
+            lost += 1
+            problems.append(f"{job_id}: {job.status.value} with {completed} ledger lines")
+        elif not succeeded and job.dead_lettered:
+            lost += 1
+            problems.append(f"{job_id}: a permanent failure was dead-lettered")
+        if job_id in replayed and succeeded:
+            recovered += 1
+    if not queue_empty():
+        stuck += 1
+        problems.append("the jobs queue is not empty")
+    for problem in problems[:20]:
+        say(f"chaos: problem: {problem}")
+
+    counts = dict(tally.counts)
+    injected = [kind for kind in FAULT_KINDS if counts.get(kind, 0) > 0]
+    say("chaos: faults injected (times fired):")
+    for kind in FAULT_KINDS:
+        extra = ""
+        if kind in ("throttle", "send_failure"):
+            extra = f" ({counts.get(f'{kind}_past_retries', 0)} past botocore's retries)"
+        say(f"  {kind:<13} {counts.get(kind, 0)}{extra}")
+    say(
+        f"chaos: poison messages sent={len(poison_bodies)} in_dlq={poison_in_dlq} "
+        f"left_by_replay={poison_left}; reaper={dict(reaped)}"
+    )
+    return Result(
+        jobs=len(by_id),
+        faults=len(injected),
+        lost=lost,
+        duplicate_effects=duplicate_effects,
+        stuck=stuck,
+        dead_lettered=len(dead_lettered_ids),
+        replayed=len(replayed),
+        recovered=recovered,
+        tally=counts,
+        poison_in_dlq=poison_in_dlq,
+        poison_left=poison_left,
+        seconds=time.monotonic() - started,
+    )
+
+
+def ledger_lines(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line]
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--function-timeout", type=int, default=5, help="worker timeout, s")
+    parser.add_argument("--timeout", type=float, default=900.0, help="give up after, s")
+    parser.add_argument("--keep", action="store_true", help="keep the ledger and worker logs")
+    parser.add_argument("--worker-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--faults", choices=("on", "off"), default="on", help=argparse.SUPPRESS)
+    parser.add_argument("--events-fd", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--throttle-every", type=int, default=THROTTLE_EVERY, help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    if args.worker_child:
+        return worker_child(args)
+    result = run(
+        args.jobs,
+        seed=args.seed,
+        workers=args.workers,
+        function_timeout=args.function_timeout,
+        timeout=args.timeout,
+        keep=args.keep,
+    )
+    print(result.line(), flush=True)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

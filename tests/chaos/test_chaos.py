@@ -1,0 +1,107 @@
+"""`make chaos`, CI-sized: a few dozen jobs through the local pipeline under all nine faults."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scripts import chaos
+
+SCRIPT = Path(chaos.__file__)
+LINE = re.compile(
+    r"^chaos: jobs=(?P<jobs>\d+) faults=(?P<faults>\d+) lost=(?P<lost>\d+) "
+    r"duplicate_effects=(?P<duplicate_effects>\d+) stuck=(?P<stuck>\d+) "
+    r"dead_lettered=(?P<dead_lettered>\d+) replayed=(?P<replayed>\d+) "
+    r"recovered=(?P<recovered>\d+)$"
+)
+
+
+class _Request:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.url = "http://127.0.0.1:1/"
+
+
+@pytest.mark.slow
+def test_sixty_jobs_under_every_fault_lose_nothing_and_run_nothing_twice() -> None:
+    # Given the local pipeline on a compressed clock, with every fault kind switched on
+    # When 60 jobs are driven through it and the DLQ is replayed with the faults off
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--jobs",
+            "60",
+            "--function-timeout",
+            "3",
+            "--timeout",
+            "150",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    lines = run.stdout.strip().splitlines()
+    # Then the last line is the summary: all nine faults fired, nothing lost, duplicated or
+    # stuck, and every replayed job recovered
+    match = LINE.match(lines[-1]) if lines else None
+    assert match, run.stdout[-3000:] + run.stderr[-3000:]
+    figures = {name: int(value) for name, value in match.groupdict().items()}
+    assert figures["jobs"] == 60
+    assert figures["faults"] == 9, run.stdout
+    assert figures["lost"] == 0, run.stdout
+    assert figures["duplicate_effects"] == 0, run.stdout
+    assert figures["stuck"] == 0, run.stdout
+    assert figures["replayed"] >= 1, run.stdout
+    assert figures["recovered"] == figures["replayed"], run.stdout
+    assert run.returncode == 0
+
+
+def test_the_fault_plans_of_a_small_run_cover_every_job_side_fault() -> None:
+    # Given a seeded run of 41 jobs
+    plans = chaos.make_plans(41, chaos.random.Random(1))
+    # Then some job carries each fault its handler or the worker injects
+    params: list[dict[str, Any]] = [plan.params for plan in plans]
+    assert any(plan.type == chaos.PERMANENT_TYPE for plan in plans)
+    assert any(p.get("fail_attempts") for p in params)
+    assert any(len(p.get("fail_attempts", [])) == chaos.CHAOS_MAX_ATTEMPTS for p in params)
+    assert any(p.get("timeout_attempt") == 1 for p in params)
+    assert any(p.get("hold_attempt") == 1 for p in params)
+    assert any(p.get("crash") for p in params)
+    assert any(plan.dup_now for plan in plans) and any(plan.dup_done for plan in plans)
+
+
+def test_a_fault_hook_fails_one_logical_request_for_its_whole_streak() -> None:
+    # Given a hook that fails every 2nd new request, three attempts in a row
+    fired: list[str] = []
+    hook = chaos.FaultHook(
+        "throttle", 2, 400, "Throttled", lambda _n, _body: 3, lambda kind, _s: fired.append(kind)
+    )
+    # When request a passes, request b is sent (and retried with the same body) four times
+    assert hook(_Request(b"a")) is None
+    answers = [hook(_Request(b"b")) for _ in range(4)]
+    # Then b's first three attempts are answered with the error and the fourth goes through
+    assert [a.status_code if a is not None else None for a in answers] == [400, 400, 400, None]
+    assert fired == ["throttle"]
+    # And a disabled hook lets everything through
+    hook.enabled = False
+    assert hook(_Request(b"c")) is None and hook(_Request(b"d")) is None
+
+
+def test_only_a_start_write_may_be_throttled_past_retries() -> None:
+    # A START carries its from-states; an outcome write after the job ran does not
+    assert chaos.is_start_write(b'{"ExpressionAttributeValues": {":from_pending": {"S": "p"}}}')
+    assert not chaos.is_start_write(b'{"ExpressionAttributeValues": {":from_running": {}}}')
+
+
+def test_the_compressed_topology_obeys_the_guardrails() -> None:
+    # Given the chaos topology at its default worker timeout and the chaos job types
+    topology = chaos.chaos_topology(5)
+    # Then the synth's rules accept it: visibility 6 x timeout + window, receives above attempts
+    chaos.check_guardrails(topology, chaos.chaos_registry())
+    assert topology.queue.visibility_timeout_seconds == 31
