@@ -92,7 +92,10 @@ def _is_text(content_type: str) -> bool:
 def http_api_event(
     request: Request, route: Route | None, path_parameters: dict[str, str] | None
 ) -> dict[str, Any]:
-    """The API Gateway HTTP API (payload 2.0) event for `request`, with no authorizer."""
+    """The API Gateway HTTP API (payload 2.0) event for `request`. A bearer JWT's claims are
+    passed on as API Gateway's JWT authorizer passes them (so callers can be told apart
+    locally); they are not verified here — on AWS the authorizer verifies them. Without one the
+    request has no authorizer context and the handlers see the local principal."""
     raw = request.get_data(cache=True)
     headers: dict[str, str] = {}
     for name, value in request.headers.items():
@@ -132,6 +135,9 @@ def http_api_event(
         },
         "isBase64Encoded": False,
     }
+    claims = _bearer_claims(request.headers.get("authorization", ""))
+    if claims is not None:
+        event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
     cookies = request.headers.get("cookie")
     if cookies:
         event["cookies"] = [c.strip() for c in cookies.split(";") if c.strip()]
@@ -155,6 +161,20 @@ def http_api_event(
         else:
             event["body"] = text
     return event
+
+
+def _bearer_claims(authorization: str) -> dict[str, Any] | None:
+    """The claims of `Bearer <header>.<payload>.<signature>`, or None."""
+    scheme, _, token = authorization.partition(" ")
+    parts = token.strip().split(".")
+    if scheme.lower() != "bearer" or len(parts) != 3:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return claims if isinstance(claims, dict) else None
 
 
 def http_response(answer: Any) -> Response:
