@@ -42,7 +42,10 @@ class Fixture:
         self.store.create(job)
         if status is JobStatus.PENDING:
             return job
-        lease = NOW_MS + 60_000 if status is JobStatus.RUNNING else NOW_MS - 1
+        # A live lease is measured from now, not from when this module was imported: a long
+        # suite may reach this test minutes later.
+        live = int(time.time() * 1000) + 600_000
+        lease = live if status is JobStatus.RUNNING else NOW_MS - 1
         running = self.store.start(
             job.job_id, payload_hash=job.payload_hash, lease_expires_at=lease, now_ms=NOW_MS
         )
