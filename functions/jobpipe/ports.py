@@ -26,7 +26,9 @@ class KeyClaim:
 @dataclass(frozen=True)
 class StuckJob:
     """A job the reaper's index query found: `running` with a lease that expired at `since`, or
-    `pending` since `since` (epoch ms). Index reads are eventually consistent: `claim` re-checks."""
+    waiting to start since `since` (epoch ms) — `pending`, or `retrying` with its retry due then;
+    both come as PENDING from the index. Index reads are eventually consistent: `claim`
+    re-checks."""
 
     job_id: str
     status: JobStatus
@@ -108,8 +110,8 @@ class JobStore(ABC):
 
     @abstractmethod
     def pending_before(self, job_type: str, *, before_ms: int, limit: int) -> Iterator[StuckJob]:
-        """Pending jobs of `job_type` pending since before `before_ms`, oldest first, at most
-        `limit` (an index query, never a scan)."""
+        """Jobs of `job_type` waiting to start since before `before_ms` (pending, or retrying
+        with the retry due then), oldest first, at most `limit` (an index query, never a scan)."""
 
     @abstractmethod
     def claim_stuck(self, stuck: StuckJob, *, now_ms: int) -> Job:

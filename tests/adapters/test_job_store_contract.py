@@ -261,6 +261,21 @@ def _outcome(store: JobStore, running: Job, outcome: str) -> None:
 # --- stuck jobs (the reaper's index queries and claim) ---------------------------------------
 
 
+def test_a_retrying_job_is_listed_as_waiting_from_when_its_retry_is_due(store: JobStore) -> None:
+    # Given a job whose first attempt failed, retry due at NOW + 4000
+    job = new_job()
+    store.create(job)
+    store.retry(started(store, job), error=BOOM, next_attempt_at=NOW + 4000, now_ms=NOW)
+    # When waiting jobs are listed before and after the retry is due
+    before = list(store.pending_before(job.type, before_ms=NOW + 4000, limit=10))
+    after = list(store.pending_before(job.type, before_ms=NOW + 4001, limit=10))
+    # Then it is listed only once its retry is overdue, and can be claimed like a pending job
+    assert before == []
+    assert [(s.job_id, s.since) for s in after] == [(job.job_id, NOW + 4000)]
+    claimed = store.claim_stuck(after[0], now_ms=NOW + 5000)
+    assert claimed.status is JobStatus.RETRYING
+
+
 def test_only_pending_jobs_are_listed_as_pending_and_a_start_takes_them_out(
     store: JobStore,
 ) -> None:

@@ -117,6 +117,28 @@ def test_a_pending_job_without_a_message_is_requeued_and_then_succeeds(pipeline:
     assert pipeline.job(job_id).status is JobStatus.SUCCEEDED
 
 
+def test_a_retrying_job_whose_message_is_gone_is_requeued_once_its_retry_is_overdue(
+    pipeline: Pipeline,
+) -> None:
+    # Given a job retrying after a failed first attempt, whose message SQS then lost (moved to
+    # the DLQ after throttled receives, say)
+    job_id = pipeline.submit("flaky-fast", {"fail_times": 1})
+    pipeline.poll()
+    assert pipeline.job(job_id).status is JobStatus.RETRYING
+    lose_messages(pipeline)
+    # When the reaper runs before the retry is overdue, then it leaves the job alone
+    assert reaper_of(pipeline).run().actions == {}
+    # When it runs after the retry is overdue by the pending grace period
+    pipeline.clock.advance(LONG_AFTER)
+    report = reaper_of(pipeline).run()
+    # Then it re-enqueued the job, whose second attempt then succeeds
+    assert report.of(Action.REQUEUED) == [job_id]
+    pipeline.drain()
+    job = pipeline.job(job_id)
+    assert job.status is JobStatus.SUCCEEDED and job.attempts == 2
+    assert pipeline.runs(job_id) == 1
+
+
 def test_fresh_pending_live_running_and_recently_expired_jobs_are_left_alone(
     pipeline: Pipeline,
 ) -> None:

@@ -280,7 +280,10 @@ class DynamoDBJobStore(JobStore):
             RETRY,
             update=(
                 "SET #status = :to, error_type = :etype, error_message = :emsg, "
-                "next_attempt_at = :next, updated_at = :now REMOVE lease_expires_at"
+                # A retrying job waits like a pending one, from when its retry is due: the
+                # reaper finds it in the same index if its message never comes back.
+                f"next_attempt_at = :next, updated_at = :now, {PENDING_SINCE} = :next "
+                "REMOVE lease_expires_at"
             ),
             condition=f"{_status_condition(RETRY)} AND attempts = :attempt",
             values={
@@ -371,17 +374,24 @@ class DynamoDBJobStore(JobStore):
             )
 
     def claim_stuck(self, stuck: StuckJob, *, now_ms: int) -> Job:
-        marker = LEASE if stuck.status is JobStatus.RUNNING else PENDING_SINCE
-        condition = f"#status = :status AND {marker} = :seen"
         if stuck.status is JobStatus.RUNNING:
-            condition += " AND attempts < max_attempts"
+            marker = LEASE
+            condition = f"#status = :status AND {marker} = :seen AND attempts < max_attempts"
+            statuses = {":status": _s(JobStatus.RUNNING.value)}
+        else:
+            marker = PENDING_SINCE
+            condition = f"#status IN (:status, :retrying) AND {marker} = :seen"
+            statuses = {
+                ":status": _s(JobStatus.PENDING.value),
+                ":retrying": _s(JobStatus.RETRYING.value),
+            }
         item = self._write(
             stuck.job_id,
             "claim",
             update=f"SET {marker} = :now",
             condition=condition,
             values={
-                ":status": _s(stuck.status.value),
+                **statuses,
                 ":seen": _n(stuck.since),
                 ":now": _n(now_ms),
             },

@@ -105,7 +105,7 @@ class InMemoryJobStore(JobStore):
         )
 
     def retry(self, running: Job, *, error: ErrorInfo, next_attempt_at: int, now_ms: int) -> Job:
-        return self._apply(
+        retrying = self._apply(
             running.job_id,
             RETRY,
             lambda job: job.attempts == running.attempts,
@@ -113,6 +113,8 @@ class InMemoryJobStore(JobStore):
                 job, error=error, next_attempt_at=next_attempt_at, now_ms=now_ms
             ),
         )
+        self.pending_since[running.job_id] = next_attempt_at
+        return retrying
 
     def fail(self, running: Job, *, error: ErrorInfo, dead_lettered: bool, now_ms: int) -> Job:
         return self._apply(
@@ -175,10 +177,12 @@ class InMemoryJobStore(JobStore):
             job = self.jobs.get(stuck.job_id)
             if job is None:
                 raise IllegalTransitionError(stuck.job_id, "claim", None)
-            if job.status is not stuck.status or (
-                (job.lease_expires_at, job.attempts < job.max_attempts) != (stuck.since, True)
+            waiting = (JobStatus.PENDING, JobStatus.RETRYING)
+            if (
+                (job.status, job.lease_expires_at, job.attempts < job.max_attempts)
+                != (JobStatus.RUNNING, stuck.since, True)
                 if stuck.status is JobStatus.RUNNING
-                else self.pending_since.get(job.job_id) != stuck.since
+                else job.status not in waiting or self.pending_since.get(job.job_id) != stuck.since
             ):
                 raise IllegalTransitionError(stuck.job_id, "claim", job.status.value, job)
             if stuck.status is JobStatus.RUNNING:

@@ -5,11 +5,12 @@ A job is stuck when nothing will move it on by itself:
   visibility timeout plus a margin. Its worker died, and SQS should have redelivered the message
   by now; since no worker started the job again, the message is gone (SQS moved it to the DLQ
   after too many receives, or it was lost).
-- `pending` for longer than a grace period: its message may never have been sent, or is gone.
+- waiting to start for longer than a grace period — `pending` since then, or `retrying` with
+  its retry due then: its message may never have been sent, or is gone.
 
 Both are found through the table's two sparse indexes, one Query per job type (never a Scan),
 and each is resolved:
-- attempts left (every pending job, a running one below its `max_attempts`): the job is claimed
+- attempts left (every waiting job, a running one below its `max_attempts`): the job is claimed
   with one conditional write, then its message is sent to the jobs queue again. The claim moves
   the job's marker (its expired lease, or `pending_since`) to now, only if the job is still as
   the index showed it, so two reapers never both re-enqueue it, and a job started in the meantime
