@@ -188,21 +188,21 @@ def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
     for router in routers:
         app.include_router(router)
 
-    @app.exception_handler(RequestValidationError)
-    def on_invalid(error: RequestValidationError) -> Response[Any]:
+    def too_large() -> Response[Any] | None:
+        """An oversized body is a 413 whatever else is wrong with it."""
         try:
             check_body_size(app.current_event.raw_event)
-        except RequestTooLargeError as too_large:
-            return error_response(too_large)
-        return validation_error_response(list(error.errors()))
+        except RequestTooLargeError as error:
+            return error_response(error)
+        return None
+
+    @app.exception_handler(RequestValidationError)
+    def on_invalid(error: RequestValidationError) -> Response[Any]:
+        return too_large() or validation_error_response(list(error.errors()))
 
     @app.exception_handler(RequestUnsupportedContentType)
     def on_unsupported(_: RequestUnsupportedContentType) -> Response[Any]:
-        try:
-            check_body_size(app.current_event.raw_event)
-        except RequestTooLargeError as too_large:
-            return error_response(too_large)
-        return error_response(
+        return too_large() or error_response(
             UnsupportedMediaTypeError("send the job as JSON with Content-Type: application/json")
         )
 
