@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import itertools
 import json
 import math
 import os
@@ -207,47 +206,14 @@ def step_functions_cost_per_job(polls: int) -> float:
 # --- a moto server and the pipeline's resources on it ---------------------------------------
 
 
-_backends = itertools.count()
-
-
 @contextlib.contextmanager
 def moto_backend() -> Iterator[Any]:
-    """A moto server on a free loopback port, this process's boto3 pointed at it, and the
-    jobs table, queue and DLQ created from the topology."""
-    import boto3
-    from moto.server import ThreadedMotoServer
+    """The local stack without its worker: a moto server on a free loopback port, this
+    process's boto3 pointed at it, and the jobs table, queue and DLQ from the topology."""
+    from jobpipe.local.stack import LocalStack
 
-    from jobpipe import wiring
-    from jobpipe.local.resources import create_resources
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    saved = dict(os.environ)
-    os.environ.update(
-        {
-            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_REGION": "us-east-1",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_NAMESPACE": "JobpipeBench",
-        }
-    )
-    os.environ.pop("AWS_PROFILE", None)
-    try:
-        # moto keeps its state per process: each backend gets its own names.
-        prefix = f"bench{next(_backends)}"
-        resources = create_resources(boto3.client("dynamodb"), boto3.client("sqs"), prefix=prefix)
-        os.environ.update(resources.environment())
-        wiring.reset()
-        yield resources
-    finally:
-        wiring.reset()
-        os.environ.clear()
-        os.environ.update(saved)
-        server.stop()
+    with LocalStack(port=0, worker=False, prefix="bench") as stack:
+        yield stack.config
 
 
 def submit_jobs(count: int, job_type: str = "echo") -> list[str]:

@@ -133,12 +133,15 @@ def failed_ids(response: Any, batch_ids: set[str]) -> set[str]:
 class BatchResult:
     received: int = 0
     deleted: int = 0
-    left: int = 0
     whole_batch_failed: bool = False
     error: str | None = None
     # Receipt handles of the messages left on the queue (they reappear when their visibility
     # timeout ends).
     left_receipts: list[str] = field(default_factory=list)
+
+    @property
+    def left(self) -> int:
+        return len(self.left_receipts)
 
 
 @dataclass
@@ -238,7 +241,6 @@ class EventSourceMapping:
                 ],
             )
         result.deleted = len(done)
-        result.left = len(left)
         result.left_receipts = [m["ReceiptHandle"] for m in messages if m["MessageId"] in left]
         self.stats.add(result)
         return result
