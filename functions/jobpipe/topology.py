@@ -21,8 +21,9 @@ class TableShape:
     owner_index_sort_key: str = "pk"
     # The reaper's two sparse indexes, queried per job type (never a Scan). Only a `running` job
     # carries `lease_expires_at`, and only a job waiting to start `pending_since` (written at
-    # submit and replay, and by RETRY as the time the retry is due; removed by the START that
-    # picks it up), so each index holds just those jobs.
+    # submit and replay, and by RETRY as the time the retry is due, which is also the job's
+    # `next_attempt_at`; removed by the START that picks it up), so each index holds just those
+    # jobs.
     lease_index: str = "by_lease"
     lease_index_sort_key: str = "lease_expires_at"
     pending_index: str = "by_pending"

@@ -130,15 +130,28 @@ def test_retry_records_the_error_and_when_to_try_again(store: JobStore) -> None:
     assert started(store, job).attempts == 2
 
 
+def test_a_started_retry_no_longer_has_a_next_attempt_time(store: JobStore) -> None:
+    # Given a job waiting for its retry
+    job = new_job()
+    store.create(job)
+    store.retry(started(store, job), error=BOOM, next_attempt_at=NOW + 4000, now_ms=NOW)
+    # When the retry starts
+    running = started(store, job, now=NOW + 4000)
+    # Then it is running with no next attempt pending, nor a completion time
+    assert running.next_attempt_at is None and running.completed_at is None
+    assert store.get(job.job_id) == running
+
+
 def test_fail_marks_dead_lettered(store: JobStore) -> None:
     job = new_job()
     store.create(job)
     running = started(store, job)
-    failed = store.fail(running, error=BOOM, dead_lettered=True, now_ms=NOW)
+    failed = store.fail(running, error=BOOM, dead_lettered=True, now_ms=NOW + 7)
     assert store.get(job.job_id) == failed
     assert failed.status is JobStatus.FAILED
     assert failed.dead_lettered
     assert failed.error == BOOM
+    assert failed.completed_at == NOW + 7
 
 
 def test_an_outcome_from_a_stale_attempt_is_refused(store: JobStore) -> None:
@@ -199,8 +212,10 @@ def test_abandon_fails_a_job_from_any_non_terminal_state(store: JobStore) -> Non
     store.create(running)
     started(store, running)
     for job in (pending, running):
-        failed = store.abandon(job.job_id, error=BOOM, now_ms=NOW)
+        failed = store.abandon(job.job_id, error=BOOM, now_ms=NOW + 9)
         assert failed.status is JobStatus.FAILED and failed.dead_lettered
+        assert failed.completed_at == NOW + 9 and failed.next_attempt_at is None
+        assert store.get(job.job_id) == failed
 
 
 def test_replay_gives_a_failed_job_fresh_attempts_and_keeps_the_record(store: JobStore) -> None:
@@ -215,6 +230,8 @@ def test_replay_gives_a_failed_job_fresh_attempts_and_keeps_the_record(store: Jo
     assert replayed.prior_attempts == 1
     assert not replayed.dead_lettered
     assert replayed.error is None
+    assert replayed.completed_at is None and replayed.started_at is None
+    assert store.get(job.job_id) == replayed
     # it can run again
     assert started(store, job).attempts == 1
 
@@ -274,6 +291,9 @@ def test_a_retrying_job_is_listed_as_waiting_from_when_its_retry_is_due(store: J
     assert [(s.job_id, s.since) for s in after] == [(job.job_id, NOW + 4000)]
     claimed = store.claim_stuck(after[0], now_ms=NOW + 5000)
     assert claimed.status is JobStatus.RETRYING
+    # And once claimed (its message is sent again) its next attempt is due at the claim
+    assert store.get(job.job_id) == claimed
+    assert claimed.next_attempt_at == NOW + 5000
 
 
 def test_only_pending_jobs_are_listed_as_pending_and_a_start_takes_them_out(

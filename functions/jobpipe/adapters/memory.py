@@ -190,6 +190,10 @@ class InMemoryJobStore(JobStore):
                 self.jobs[job.job_id] = job
             else:
                 self.pending_since[job.job_id] = now_ms
+                if job.status is JobStatus.RETRYING:
+                    # Its message is sent again now: the next attempt is due now.
+                    job = replace(job, next_attempt_at=now_ms)
+                    self.jobs[job.job_id] = job
             return job
 
     def _apply(
