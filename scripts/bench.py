@@ -6,9 +6,12 @@ measured in the same run.
                            counted with botocore event hooks
     cost_per_million_usd   from those calls, the item sizes, the measured handler durations and
                            the list prices, with 1 and with 10 status polls per job
-    import_ms              median fresh-process import time of each handler, next to boto3
+    import_ms              median fresh-process import time of each handler, next to boto3;
+                           import_library_floor_ms: the libraries each handler loads, alone
     worker_overhead_ratio  the worker's time per job vs a minimal hand-written boto3 worker that
-                           makes only the two conditional writes (same backend, same jobs)
+                           makes only the two conditional writes (same backend, same jobs), split
+                           into writes_ratio (jobpipe's two writes with nothing around them vs the
+                           minimal's) and framework_ratio (the worker vs those bare writes)
     local_*                submit -> succeeded through the local stack over HTTP, next to the moto
                            server's own rate for the same calls
 
@@ -87,20 +90,40 @@ def lambda_environment(function_name: str) -> dict[str, str]:
 
 _IMPORT_PROBE = """
 import importlib, json, sys, time
+before = set(sys.modules)
 start = time.perf_counter()
 importlib.import_module(sys.argv[1])
 elapsed = (time.perf_counter() - start) * 1000
 packages = sorted({n.split(".")[0] for n in sys.modules})
 own = sorted(n for n in sys.modules if n.startswith("jobpipe."))
-print(json.dumps({"ms": elapsed, "modules": len(sys.modules), "packages": packages, "own": own}))
+# What the libraries loaded, in the order they started loading (parents first).
+libraries = [n for n in sys.modules if n not in before and n.split(".")[0] != "jobpipe"]
+print(json.dumps({
+    "ms": elapsed, "modules": len(sys.modules), "packages": packages, "own": own,
+    "libraries": libraries,
+}))
+"""
+
+# The same libraries without jobpipe: the floor a handler built on them cannot go below.
+_LIBRARY_PROBE = """
+import importlib, json, sys, time
+names = json.loads(sys.stdin.read())
+start = time.perf_counter()
+for name in names:
+    if name not in sys.modules:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass  # a lazy alias (e.g. six.moves.*) that only exists once its parent made it
+print(json.dumps({"ms": (time.perf_counter() - start) * 1000}))
 """
 
 
-def import_probe(module: str, function_name: str = "bench") -> dict[str, Any]:
-    """Import `module` in a fresh interpreter with a Lambda environment."""
+def _probe(code: str, argv: list[str], function_name: str, stdin: str = "") -> dict[str, Any]:
     output = subprocess.run(  # noqa: S603  (this interpreter, a fixed probe)
-        [sys.executable, "-c", _IMPORT_PROBE, module],
+        [sys.executable, "-c", code, *argv],
         env=lambda_environment(function_name),
+        input=stdin,
         capture_output=True,
         text=True,
         check=True,
@@ -108,15 +131,37 @@ def import_probe(module: str, function_name: str = "bench") -> dict[str, Any]:
     return dict(json.loads(output.strip().splitlines()[-1]))
 
 
-def measure_imports(rounds: int) -> dict[str, float]:
-    """Median fresh-process import time of each handler next to `import boto3`, interleaved
-    round by round so that machine noise hits all of them alike."""
+def import_probe(module: str, function_name: str = "bench") -> dict[str, Any]:
+    """Import `module` in a fresh interpreter with a Lambda environment."""
+    return _probe(_IMPORT_PROBE, [module], function_name)
+
+
+def library_probe(libraries: list[str], function_name: str = "bench") -> float:
+    """Milliseconds to import `libraries` (in order) in a fresh interpreter, no jobpipe code."""
+    return float(_probe(_LIBRARY_PROBE, [], function_name, json.dumps(libraries))["ms"])
+
+
+def measure_imports(rounds: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median fresh-process import time of each handler next to `import boto3`, and of the
+    libraries each handler loads imported without it; interleaved round by round so that
+    machine noise hits all of them alike."""
+    libraries = {
+        name: import_probe(module, f"jobpipe-{name}")["libraries"]
+        for name, module in HANDLERS.items()
+    }
     samples: dict[str, list[float]] = {"boto3": [], **{name: [] for name in HANDLERS}}
+    floor: dict[str, list[float]] = {name: [] for name in HANDLERS}
     for _ in range(rounds):
         samples["boto3"].append(import_probe("boto3")["ms"])
         for name, module in HANDLERS.items():
-            samples[name].append(import_probe(module, f"jobpipe-{name}")["ms"])
-    return {name: round(statistics.median(values), 1) for name, values in samples.items()}
+            function = f"jobpipe-{name}"
+            samples[name].append(import_probe(module, function)["ms"])
+            floor[name].append(library_probe(libraries[name], function))
+
+    def medians(values: dict[str, list[float]]) -> dict[str, float]:
+        return {name: round(statistics.median(v), 1) for name, v in values.items()}
+
+    return medians(samples), medians(floor)
 
 
 # --- counting AWS calls ----------------------------------------------------------------------
@@ -294,6 +339,37 @@ class MinimalWorker:
         return {"batchItemFailures": failures}
 
 
+class StoreOnlyWorker:
+    """jobpipe's own two writes — its job store's START and SUCCEED, conditions and all — with
+    nothing around them: no batch processor, idempotency layer, logging or metrics. Next to the
+    minimal worker it prices the guarantees those writes carry; next to the real worker, the
+    framework."""
+
+    def __init__(self, table_name: str) -> None:
+        from jobpipe.adapters.dynamodb import DynamoDBJobStore
+
+        self._store = DynamoDBJobStore(table_name)
+
+    def handler(self, event: dict[str, Any], _context: Any) -> dict[str, Any]:
+        from jobpipe.domain.job import JobMessage, fingerprint, payload_of
+
+        failures = []
+        for record in event["Records"]:
+            try:
+                message = JobMessage.from_body(record["body"])
+                now = int(time.time() * 1000)
+                running = self._store.start(
+                    message.job_id,
+                    payload_hash=fingerprint(payload_of(message.type, message.params)),
+                    lease_expires_at=now + 60_000,
+                    now_ms=now,
+                )
+                self._store.succeed(running, result=message.params, now_ms=now)
+            except Exception:  # noqa: BLE001
+                failures.append({"itemIdentifier": record["messageId"]})
+        return {"batchItemFailures": failures}
+
+
 def time_batches(
     handler: Callable[[dict[str, Any], Any], Any], batches: list[list[Any]], queue_arn: str
 ) -> float:
@@ -318,7 +394,8 @@ def time_batches(
 
 
 def measure_worker_overhead(jobs_per_round: int, rounds: int) -> dict[str, float]:
-    """jobpipe's worker vs the minimal worker, A/B interleaved round by round on fresh jobs."""
+    """jobpipe's worker vs the minimal worker (and jobpipe's bare writes between them),
+    interleaved round by round on fresh jobs."""
     import boto3
 
     from jobpipe.handlers import worker as worker_handler
@@ -326,6 +403,7 @@ def measure_worker_overhead(jobs_per_round: int, rounds: int) -> dict[str, float
 
     batch_size = TOPOLOGY.worker.batch_size
     ours: list[float] = []
+    bare: list[float] = []
     baseline: list[float] = []
     with moto_backend() as resources:
         sqs = boto3.client("sqs")
@@ -333,8 +411,9 @@ def measure_worker_overhead(jobs_per_round: int, rounds: int) -> dict[str, float
             "Attributes"
         ]["QueueArn"]
         minimal = MinimalWorker(resources.table_name)
-        # Warm both paths (clients, models, first-call caches) before measuring.
-        for handler in (worker_handler.handler, minimal.handler):
+        store_only = StoreOnlyWorker(resources.table_name)
+        # Warm every path (clients, models, first-call caches) before measuring.
+        for handler in (worker_handler.handler, store_only.handler, minimal.handler):
             submit_jobs(batch_size)
             time_batches(
                 handler, receive_batches(sqs, resources.queue_url, batch_size, batch_size), arn
@@ -342,17 +421,22 @@ def measure_worker_overhead(jobs_per_round: int, rounds: int) -> dict[str, float
         for _ in range(rounds):
             for handler, samples in (
                 (worker_handler.handler, ours),
+                (store_only.handler, bare),
                 (minimal.handler, baseline),
             ):
                 submit_jobs(jobs_per_round)
                 batches = receive_batches(sqs, resources.queue_url, jobs_per_round, batch_size)
                 samples.append(time_batches(handler, batches, arn) / jobs_per_round)
     ours_ms = statistics.median(ours) * 1000
+    bare_ms = statistics.median(bare) * 1000
     baseline_ms = statistics.median(baseline) * 1000
     return {
         "worker_ms_per_job": round(ours_ms, 3),
+        "store_only_worker_ms_per_job": round(bare_ms, 3),
         "minimal_worker_ms_per_job": round(baseline_ms, 3),
         "worker_overhead_ratio": round(ours_ms / baseline_ms, 3),
+        "writes_ratio": round(bare_ms / baseline_ms, 3),
+        "framework_ratio": round(ours_ms / bare_ms, 3),
     }
 
 
@@ -562,9 +646,11 @@ def run(jobs: int, import_rounds: int, overhead_rounds: int, clients: int) -> di
         results["local_throughput_jobs_per_s"] * results["calls_per_job"] / moto_rate, 3
     )
     results.update(measure_worker_overhead(jobs_per_round=100, rounds=overhead_rounds))
-    imports = measure_imports(import_rounds)
+    imports, floor = measure_imports(import_rounds)
     results["import_ms"] = imports
     results["import_ratio"] = round(max(imports[h] for h in HANDLERS) / imports["boto3"], 3)
+    results["import_library_floor_ms"] = floor
+    results["import_library_floor_ratio"] = round(max(floor.values()) / imports["boto3"], 3)
     item_kb = 0.5  # an echo job's item, params and result included, is well under 1 KB
     breakdown = results["calls_breakdown"]
     results["handler_ms"] = {
@@ -606,9 +692,17 @@ def table(results: dict[str, Any]) -> str:
         ),
         *((f"import_ms.{name}", value, "") for name, value in results["import_ms"].items()),
         ("import_ratio (slowest / boto3)", results["import_ratio"], "<= 1.6"),
+        *(
+            (f"import_library_floor_ms.{name}", value, "")
+            for name, value in results["import_library_floor_ms"].items()
+        ),
+        ("import_library_floor_ratio", results["import_library_floor_ratio"], ""),
         ("worker_ms_per_job", results["worker_ms_per_job"], ""),
+        ("store_only_worker_ms_per_job", results["store_only_worker_ms_per_job"], ""),
         ("minimal_worker_ms_per_job", results["minimal_worker_ms_per_job"], ""),
         ("worker_overhead_ratio", results["worker_overhead_ratio"], "<= 1.3"),
+        ("writes_ratio (bare writes / minimal)", results["writes_ratio"], ""),
+        ("framework_ratio (worker / bare writes)", results["framework_ratio"], ""),
         ("local_throughput_jobs_per_s", results["local_throughput_jobs_per_s"], ""),
         ("local_latency_p50_ms", results["local_latency_p50_ms"], ""),
         ("local_latency_p99_ms", results["local_latency_p99_ms"], ""),
@@ -616,11 +710,11 @@ def table(results: dict[str, Any]) -> str:
         ("local_efficiency", results["local_efficiency"], ">= 0.6"),
     ]
     met = {name: spec["met"] for name, spec in results["targets"].items()}
-    lines = [f"{'metric':<36} {'value':>12}  target", "-" * 60]
+    lines = [f"{'metric':<42} {'value':>12}  target", "-" * 66]
     for name, value, target in rows:
         key = name.split(" ")[0]
         verdict = ("  met" if met.get(key) else "  MISSED") if target else ""
-        lines.append(f"{name:<36} {value:>12}  {target}{verdict}")
+        lines.append(f"{name:<42} {value:>12}  {target}{verdict}")
     breakdown = ", ".join(f"{k} {v}" for k, v in results["calls_breakdown"].items())
     lines.append(f"calls_breakdown: {breakdown}")
     lines.append(f"machine: {results['machine']}; jobs: {results['jobs']}")

@@ -5,7 +5,9 @@ commit and say why in its message; `make bench` shows what it costs."""
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -155,3 +157,43 @@ def test_the_cost_model_prices_a_job_from_its_calls() -> None:
     assert 1.0 < one * 1e6 < 10.0
     assert ten > one
     assert bench.step_functions_cost_per_job(1) > one
+
+
+@pytest.mark.xdist_group("local")
+def test_a_quick_bench_writes_every_figure_next_to_its_baseline(tmp_path: Path) -> None:
+    # Given a CI-sized run of `make bench`
+    out = tmp_path / "results.json"
+    # When it runs
+    assert bench.main(["--quick", "--out", str(out)]) == 0
+    # Then results.json holds every figure, each baseline it is measured against, and a verdict
+    # for each target (the figures themselves are times: they are for `make bench` to show)
+    results = json.loads(out.read_text())
+    assert set(results["import_ms"]) == {"boto3", *bench.HANDLERS}
+    assert set(results["import_library_floor_ms"]) == set(bench.HANDLERS)
+    for figure in (
+        "cost_per_million_usd",
+        "cost_per_million_usd_10_polls",
+        "step_functions_standard_per_million_usd",
+        "import_ratio",
+        "import_library_floor_ratio",
+        "worker_ms_per_job",
+        "store_only_worker_ms_per_job",
+        "minimal_worker_ms_per_job",
+        "worker_overhead_ratio",
+        "writes_ratio",
+        "framework_ratio",
+        "local_throughput_jobs_per_s",
+        "local_latency_p50_ms",
+        "local_latency_p99_ms",
+        "moto_calls_per_s",
+        "local_efficiency",
+    ):
+        assert results[figure] > 0, figure
+    assert results["calls_per_job"] == 5.2
+    assert set(results["targets"]) == {
+        "calls_per_job",
+        "import_ratio",
+        "worker_overhead_ratio",
+        "local_efficiency",
+    }
+    assert all(isinstance(target["met"], bool) for target in results["targets"].values())
