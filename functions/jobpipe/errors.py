@@ -41,6 +41,18 @@ class RequestTooLargeError(JobError):
         self.limit = limit
 
 
+class ParamsTooLargeError(RequestTooLargeError):
+    """The params, as they would be stored on the job item, are over the params limit."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        JobError.__init__(
+            self,
+            f"params take {size} bytes as stored (UTF-8 JSON); the limit is {limit} bytes",
+        )
+        self.size = size
+        self.limit = limit
+
+
 class InvalidRequestError(JobError):
     """The request is well-formed JSON but does not satisfy the contract (422)."""
 

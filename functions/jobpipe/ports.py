@@ -68,6 +68,11 @@ class JobStore(ABC):
     ) -> KeyClaim | None:
         """Claim an Idempotency-Key for `job_id`; if already claimed, return the earlier claim."""
 
+    @abstractmethod
+    def result_budget(self, running: Job) -> int:
+        """The most bytes (stored UTF-8 JSON) the running job's result may take, so that its
+        item stays under DynamoDB's limit with room for its attempt history."""
+
     # --- transitions (see jobpipe.domain.states) ---------------------------------------------
 
     @abstractmethod

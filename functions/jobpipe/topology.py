@@ -35,6 +35,22 @@ class TableShape:
 
 
 @dataclass(frozen=True)
+class ItemBudget:
+    """What one job item may hold. DynamoDB caps an item at 400 KB, counting attribute names and
+    the UTF-8 bytes of every value; params and results are stored as UTF-8 JSON, so their stored
+    size is measured in those bytes, not in the characters of the request."""
+
+    item_limit_bytes: int = 400 * 1024
+    # Params as stored (compact UTF-8 JSON): a submit over this is 413 before anything is written.
+    params_limit_bytes: int = 256 * 1024
+    # Kept free on every item after its params and result: the history of failed attempts and
+    # the progress a job reports live here.
+    reserve_bytes: int = 48 * 1024
+    # A result is at most this, and at most what the item has left after params and the reserve.
+    result_cap_bytes: int = 100 * 1024
+
+
+@dataclass(frozen=True)
 class WorkerShape:
     timeout_seconds: int = 60
     memory_mb: int = 512
@@ -124,6 +140,7 @@ class Permissions:
 @dataclass(frozen=True)
 class Topology:
     table: TableShape = TableShape()
+    item: ItemBudget = ItemBudget()
     queue: QueueShape = QueueShape()
     worker: WorkerShape = WorkerShape()
     api: ApiShape = ApiShape()

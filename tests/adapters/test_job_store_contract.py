@@ -49,6 +49,33 @@ def test_a_created_job_reads_back_whole(store: JobStore) -> None:
     assert store.get(job.job_id) == job
 
 
+def test_a_result_of_exactly_its_budget_is_stored_whole_beside_the_largest_params(
+    store: JobStore,
+) -> None:
+    from jobpipe.topology import TOPOLOGY
+
+    # Given a running job whose params take nearly the whole params limit
+    job = new_job(params={"blob": "é" * (TOPOLOGY.item.params_limit_bytes // 2 - 20)})
+    store.create(job)
+    running = started(store, job)
+    # When it succeeds with a result of exactly its budget (less than the cap: the item is full)
+    budget = store.result_budget(running)
+    assert 0 < budget < TOPOLOGY.item.result_cap_bytes
+    result = "ü" * ((budget - 2) // 2)
+    store.succeed(running, result=result, now_ms=NOW + 1)
+    # Then the result reads back whole
+    done = store.get(job.job_id)
+    assert done is not None and done.result == result
+
+
+def test_a_small_job_has_the_whole_result_cap(store: JobStore) -> None:
+    from jobpipe.topology import TOPOLOGY
+
+    job = new_job()
+    store.create(job)
+    assert store.result_budget(started(store, job)) == TOPOLOGY.item.result_cap_bytes
+
+
 def test_create_never_overwrites(store: JobStore) -> None:
     job = new_job()
     store.create(job)

@@ -140,6 +140,39 @@ def test_a_body_just_under_the_limit_is_accepted(aws: Aws, submit: Submit) -> No
     assert response["statusCode"] == 202
 
 
+def test_non_ascii_params_under_the_body_limit_are_accepted_at_their_utf8_size(
+    aws: Aws, submit: Submit
+) -> None:
+    # Given params of 100,000 "é": 200 KB of UTF-8 in the body (600 KB if stored as \u00e9)
+    body = json.dumps({"type": "echo", "params": {"text": "é" * 100_000}}, ensure_ascii=False)
+    # When they are submitted
+    response = submit(body, raw=True)
+    # Then the job is accepted and stored at the size it was sent
+    assert response["statusCode"] == 202, response["body"]
+    item = aws.dynamodb.get_item(
+        TableName=aws.table_name, Key={"pk": {"S": body_of(response)["job_id"]}}
+    )["Item"]
+    assert len(item["params"]["S"].encode()) < 200_100
+
+
+def test_params_over_the_stored_limit_are_413_even_under_a_raised_body_limit(
+    aws: Aws, submit: Submit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobpipe import wiring
+
+    # Given a request body limit raised to 1 MiB (the params limit stays 256 KiB)
+    monkeypatch.setenv("JOBPIPE_MAX_BODY_BYTES", str(1024 * 1024))
+    wiring.reset()
+    # When params of 300 KiB are submitted with an Idempotency-Key
+    response = submit(
+        {"type": "echo", "params": {"blob": "x" * (300 * 1024)}}, headers={"Idempotency-Key": "k"}
+    )
+    # Then they are refused before anything is written: no job, no key, no message
+    assert response["statusCode"] == 413, response["body"]
+    assert body_of(response)["error"]["type"] == "ParamsTooLargeError"
+    assert aws.item_count() == 0 and aws.queue_depth() == 0
+
+
 def test_same_idempotency_key_and_body_give_the_same_job_and_one_message(
     aws: Aws, submit: Submit
 ) -> None:

@@ -55,6 +55,12 @@ class FailTimes(BaseModel):
     fail_times: int = 0
 
 
+class Sized(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    chars: int
+    char: str = "é"
+
+
 @dataclass
 class Pipeline:
     aws: Aws
@@ -129,6 +135,11 @@ def pipeline(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
     @job_type("long", backoff=INSTANT, timeout=50, into=registry)
     def long(params: AnyParams, context: JobContext) -> None:
         ledger.append(context.job_id)
+
+    @job_type("sized-result", backoff=INSTANT, timeout=5, into=registry)
+    def sized_result(params: Sized, context: JobContext) -> str:
+        ledger.append(context.job_id)
+        return params.char * params.chars
 
     @job_type("bad-result", backoff=INSTANT, timeout=5, into=registry)
     def bad_result(params: AnyParams) -> object:

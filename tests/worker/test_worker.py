@@ -137,6 +137,47 @@ def test_a_result_that_is_not_json_fails_the_job_permanently(pipeline: Pipeline)
     assert job.error is not None and job.error.type == "ResultError"
 
 
+def test_a_non_ascii_result_is_measured_in_its_utf8_bytes(pipeline: Pipeline) -> None:
+    # Given a job returning 50,000 "é": 100,002 bytes stored, under the 100 KiB cap (300,002
+    # if the text were stored escaped as \u00e9)
+    job_id = pipeline.submit("sized-result", {"chars": 50_000})
+    # When the worker runs it
+    pipeline.drain()
+    # Then it succeeded with its whole result
+    job = pipeline.job(job_id)
+    assert job.status is JobStatus.SUCCEEDED, job.error
+    assert job.result == "é" * 50_000
+
+
+def test_a_result_over_its_budget_fails_the_job_once_without_running_it_again(
+    pipeline: Pipeline,
+) -> None:
+    # Given a job returning 120,000 bytes of UTF-8, over the 100 KiB result cap
+    job_id = pipeline.submit("sized-result", {"chars": 60_000})
+    # When the worker has processed everything
+    pipeline.drain()
+    # Then the job failed permanently with a ResultError after one run, and left the queue
+    job = pipeline.job(job_id)
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None and job.error.type == "ResultError"
+    assert "budget" in job.error.message
+    assert (job.attempts, pipeline.runs(job_id), job.dead_lettered) == (1, 1, False)
+    assert pipeline.aws.queue_depth() == 0
+
+
+def test_large_params_leave_less_room_for_the_result(pipeline: Pipeline) -> None:
+    # Given a job whose params take nearly 256 KiB, and a result of 99,000 bytes (under the cap, but
+    # over what the item has left after the params and the reserve for attempt history)
+    job_id = pipeline.submit("sized-result", {"chars": 99_000, "char": "r", "pad": "p" * 262_000})
+    # When the worker runs it
+    pipeline.drain()
+    # Then it fails once with a ResultError naming this job's smaller budget
+    job = pipeline.job(job_id)
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None and job.error.type == "ResultError"
+    assert pipeline.runs(job_id) == 1
+
+
 def test_exhausted_attempts_fail_the_job_and_send_it_to_the_dlq_with_the_error(
     pipeline: Pipeline,
 ) -> None:

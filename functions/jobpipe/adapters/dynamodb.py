@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from jobpipe.domain import changes
-from jobpipe.domain.job import ErrorInfo, Job
+from jobpipe.domain.job import ErrorInfo, Job, stored_json
 from jobpipe.domain.states import (
     ABANDON,
     FAIL,
@@ -30,7 +30,7 @@ from jobpipe.domain.states import (
 )
 from jobpipe.errors import IllegalTransitionError, StoreError
 from jobpipe.ports import JobStore, KeyClaim, StuckJob
-from jobpipe.topology import TOPOLOGY
+from jobpipe.topology import TOPOLOGY, ItemBudget
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -88,10 +88,11 @@ def _failed_values(
 
 
 def job_to_item(job: Job) -> Item:
+    """The job's item as DynamoDB stores it (every field the job has)."""
     item: Item = {
         PK: _s(job.job_id),
         "type": _s(job.type),
-        "params": _s(json.dumps(job.params, separators=(",", ":"))),
+        "params": _s(stored_json(job.params)),
         "owner": _s(job.owner),
         "status": _s(job.status.value),
         "created_at": _n(job.created_at),
@@ -106,7 +107,53 @@ def job_to_item(job: Job) -> Item:
     if job.status is JobStatus.PENDING:
         # Puts the job in the reaper's pending index until a START takes it out.
         item[PENDING_SINCE] = _n(job.updated_at)
+    elif job.status is JobStatus.RETRYING and job.next_attempt_at is not None:
+        item[PENDING_SINCE] = _n(job.next_attempt_at)
+    optional: dict[str, dict[str, Any] | None] = {
+        "started_at": _n(job.started_at) if job.started_at is not None else None,
+        LEASE: _n(job.lease_expires_at) if job.lease_expires_at is not None else None,
+        "result": _s(stored_json(job.result)) if job.status is JobStatus.SUCCEEDED else None,
+        "error_type": _s(job.error.type) if job.error else None,
+        "error_message": _s(job.error.message) if job.error else None,
+        "prior_attempts": _n(job.prior_attempts) if job.prior_attempts else None,
+    }
+    item.update({name: value for name, value in optional.items() if value is not None})
     return item
+
+
+def item_size(item: Item) -> int:
+    """The size DynamoDB counts for `item`: each attribute's name and value, text in UTF-8 bytes,
+    a number one byte per two significant digits plus one (counted here as an upper bound)."""
+    return sum(len(name.encode("utf-8")) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: dict[str, Any]) -> int:
+    ((kind, raw),) = value.items()
+    if kind == "S":
+        return len(str(raw).encode("utf-8"))
+    if kind == "N":
+        digits = sum(c.isdigit() for c in str(raw))
+        return (digits + 1) // 2 + 1
+    if kind == "B":
+        return len(raw)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(k.encode("utf-8")) + 1 + _value_size(v) for k, v in raw.items())
+    if kind == "L":
+        return 3 + sum(1 + _value_size(v) for v in raw)
+    # String, number and binary sets.
+    return sum(_value_size({kind[0]: member}) for member in raw)
+
+
+def result_budget(running: Job, budget: ItemBudget = TOPOLOGY.item) -> int:
+    """How many bytes (stored UTF-8 JSON) the job's result may take: the cap, or what the item
+    has left under DynamoDB's limit after everything else it holds on success and the reserve
+    for attempt history and progress, whichever is smaller."""
+    done = changes.succeeded(running, result=None, now_ms=running.updated_at)
+    without_result = item_size(job_to_item(done)) - len("null")
+    room = budget.item_limit_bytes - budget.reserve_bytes - without_result
+    return max(0, min(budget.result_cap_bytes, room))
 
 
 def item_to_job(item: Item) -> Job:
@@ -228,6 +275,9 @@ class DynamoDBJobStore(JobStore):
             raise _store_error("PutItem", exc) from exc
         return None
 
+    def result_budget(self, running: Job) -> int:
+        return result_budget(running)
+
     # --- transitions ---------------------------------------------------------------------------
 
     def start(self, job_id: str, *, payload_hash: str, lease_expires_at: int, now_ms: int) -> Job:
@@ -269,7 +319,7 @@ class DynamoDBJobStore(JobStore):
             values={
                 **_status_values(SUCCEED),
                 ":to": _s(SUCCEED.target),
-                ":result": _s(json.dumps(result, separators=(",", ":"))),
+                ":result": _s(stored_json(result)),
                 ":now": _n(now_ms),
                 ":attempt": _n(running.attempts),
             },

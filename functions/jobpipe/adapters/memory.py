@@ -74,6 +74,12 @@ class InMemoryJobStore(JobStore):
             self.keys[key_id] = (KeyClaim(job_id, request_hash), now_ms + KEY_RETENTION_MS)
             return None
 
+    def result_budget(self, running: Job) -> int:
+        # The same rule as the DynamoDB store, measured on the item that store would write.
+        from jobpipe.adapters.dynamodb import result_budget
+
+        return result_budget(running)
+
     def start(self, job_id: str, *, payload_hash: str, lease_expires_at: int, now_ms: int) -> Job:
         def allowed(job: Job) -> bool:
             if job.payload_hash != payload_hash or job.attempts >= job.max_attempts:

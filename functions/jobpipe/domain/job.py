@@ -38,9 +38,25 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def stored_json(value: Any) -> str:
+    """How params and results are stored on the job item: compact JSON, non-ASCII text as itself
+    (escaping it would store `é` as six bytes instead of two)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def stored_size(value: Any) -> int:
+    """The bytes `value` takes on the job item (DynamoDB counts UTF-8). Raises ValueError for
+    text that has no UTF-8 form (a lone surrogate) or a value that is not JSON."""
+    try:
+        return len(stored_json(value).encode("utf-8"))
+    except (TypeError, UnicodeEncodeError) as error:
+        raise ValueError(str(error)) from None
+
+
 def fingerprint(value: Any) -> str:
     """A stable hash of a JSON-able value (key order does not matter)."""
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+    # surrogatepass: a hash needs bytes, not valid UTF-8 (a refused request is hashed too).
+    return hashlib.sha256(canonical_json(value).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def payload_of(job_type: str, params: dict[str, Any]) -> list[Any]:

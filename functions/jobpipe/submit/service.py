@@ -7,12 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jobpipe.domain.job import Job, fingerprint, new_job_id, payload_of
+from jobpipe.domain.job import Job, fingerprint, new_job_id, payload_of, stored_size
 from jobpipe.domain.registry import Registry
 from jobpipe.domain.states import JobStatus
 from jobpipe.errors import (
     IdempotencyConflictError,
+    IllegalTransitionError,
     InvalidParamsError,
+    ParamsTooLargeError,
     QueueError,
     ServiceUnavailableError,
     StoreError,
@@ -48,8 +50,10 @@ class SubmitService:
         registry: Registry,
         *,
         retention_days: int = TOPOLOGY.retention_days,
+        params_limit: int = TOPOLOGY.item.params_limit_bytes,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._params_limit = params_limit
         self._store = store
         self._queue = queue
         self._registry = registry
@@ -62,6 +66,7 @@ class SubmitService:
         job_type = self._registry.get_type(request.type)
         _check_depth(request.params)
         params = job_type.parse_params(request.params).model_dump(mode="json")
+        _check_stored_size(params, self._params_limit)
         now_ms = int(self._clock() * 1000)
         job = Job(
             job_id=new_job_id(),
@@ -75,25 +80,54 @@ class SubmitService:
             max_attempts=job_type.policy.max_attempts,
             payload_hash=fingerprint(payload_of(job_type.name, params)),
         )
+        keyed = request.idempotency_key is not None
         try:
-            if request.idempotency_key is not None:
+            if keyed:
                 earlier = self._claim(request, job, now_ms)
                 if earlier is not None:
                     return earlier
-            self._store.create(job)
-            log_transition(job, "submit")
-            self._enqueue(job)
+            created = self._create(job, keyed=keyed)
+            if created is not None:
+                return created
+            # Without a key no other request can know this job: if its message cannot be sent,
+            # it is removed again. With a key a retry of the same request may already hold a
+            # 202 for it, so it is never removed: the retry (or the reaper) queues it.
+            self._enqueue(job, compensate=not keyed)
         except StoreError as error:
             raise ServiceUnavailableError("the job store is unavailable; retry") from error
         metrics.add_metric(TOPOLOGY.metrics.submitted, "Count", 1)
         return Submitted(job, created=True)
 
+    def _create(self, job: Job, *, keyed: bool) -> Submitted | None:
+        """Write the new job. A keyed job that already exists was created by a concurrent retry
+        of the same request (it found the key claimed and the job missing): that job is the
+        answer."""
+        try:
+            self._store.create(job)
+        except IllegalTransitionError:
+            if not keyed:
+                raise
+            existing = self._store.get(job.job_id)
+            if existing is None:
+                raise
+            return self._answer_with(existing)
+        log_transition(job, "submit")
+        return None
+
+    def _answer_with(self, existing: Job) -> Submitted:
+        """The answer for a job an earlier request with the same key created. A pending job may
+        lack its message (that request's send failed): it is queued again, harmlessly, since the
+        worker runs a job once per attempt whatever the number of its messages."""
+        if existing.status is JobStatus.PENDING:
+            self._enqueue(existing, compensate=False)
+        return Submitted(existing, created=False)
+
     def _claim(self, request: SubmitRequest, job: Job, now_ms: int) -> Submitted | None:
         """Claim the caller's Idempotency-Key for `job`, or return the job it already names.
 
-        A job whose earlier submit failed half-way is repaired here: re-created if its write was
-        undone, re-queued if it is still pending (a duplicate message is harmless: the worker is
-        idempotent on the job id)."""
+        A job whose earlier submit failed half-way is repaired here: written if that request
+        claimed the key but never wrote the job (or has not yet), re-queued if it is still
+        pending (a duplicate message is harmless: the worker is idempotent on the job id)."""
         key_id = idempotency_key_id(request.owner, request.idempotency_key or "")
         request_hash = fingerprint([request.type, request.params])
         claim = self._store.claim_key(key_id, job.job_id, request_hash, now_ms)
@@ -104,22 +138,22 @@ class SubmitService:
                 "this Idempotency-Key was used with a different request body"
             )
         existing = self._store.get(claim.job_id)
-        if existing is None:
-            repaired = _with_id(job, claim.job_id)
-            self._store.create(repaired)
-            log_transition(repaired, "submit")
-            self._enqueue(repaired)
-            return Submitted(repaired, created=True)
-        if existing.status is JobStatus.PENDING:
-            self._enqueue(existing, compensate=False)
-        return Submitted(existing, created=False)
+        if existing is not None:
+            return self._answer_with(existing)
+        # The earlier request claimed the key but its job is not there (yet): write it here.
+        repaired = _with_id(job, claim.job_id)
+        return self._create(repaired, keyed=True) or self._queued(repaired)
 
-    def _enqueue(self, job: Job, *, compensate: bool = True) -> None:
+    def _queued(self, job: Job) -> Submitted:
+        self._enqueue(job, compensate=False)
+        return Submitted(job, created=True)
+
+    def _enqueue(self, job: Job, *, compensate: bool) -> None:
         try:
             self._queue.send(job.message().to_body())
         except QueueError as error:
-            # No job may stay pending without a message: undo the write (the caller gets a 503
-            # and may retry; with an Idempotency-Key the retry re-creates the same job).
+            # No job may stay pending without a message that nobody can repair: undo the write
+            # (the caller gets a 503 and may retry).
             if compensate:
                 try:
                     self._store.delete_pending(job.job_id)
@@ -139,6 +173,19 @@ def _with_id(job: Job, job_id: str) -> Job:
     from dataclasses import replace
 
     return replace(job, job_id=job_id)
+
+
+def _check_stored_size(params: dict[str, Any], limit: int) -> None:
+    """Refuse params that would not fit the job item, measured as they will be stored."""
+    try:
+        size = stored_size(params)
+    except ValueError:
+        raise InvalidParamsError(
+            "params contain text that is not valid Unicode (a lone surrogate)",
+            [{"loc": "params", "msg": "text that is not valid Unicode"}],
+        ) from None
+    if size > limit:
+        raise ParamsTooLargeError(size, limit)
 
 
 def _check_depth(params: Any) -> None:

@@ -7,7 +7,6 @@ should do with the record.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 
-from jobpipe.domain.job import ErrorInfo, JobMessage
+from jobpipe.domain.job import ErrorInfo, Job, JobMessage, stored_size
 from jobpipe.domain.registry import JobContext, JobType, Registry
 from jobpipe.domain.retry import MAX_VISIBILITY_SECONDS
 from jobpipe.errors import (
@@ -40,8 +39,6 @@ from jobpipe.worker.idempotency import JobItemPersistenceLayer, Outcome
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.hook import IdempotentHookFunction
 
-# Results live on the job item beside its params; DynamoDB caps an item at 400 KB.
-MAX_RESULT_BYTES = 100 * 1024
 MAX_ERROR_MESSAGE_CHARS = 1000
 # Time kept back from a job's declared timeout for the outcome write and the batch response.
 SAFETY_MARGIN_MS = 2000
@@ -168,9 +165,7 @@ class Worker:
         attempt = job.attempts
         started = time.perf_counter()
         try:
-            result = self._call(
-                job_type, job.params, JobContext(job.job_id, attempt, job.max_attempts)
-            )
+            result = self._call(job_type, job, JobContext(job.job_id, attempt, job.max_attempts))
         except Exception as exc:  # noqa: BLE001  (job code may raise anything; the policy decides)
             metrics.add_metric(TOPOLOGY.metrics.duration, "Milliseconds", _ms_since(started))
             return self._failure(job_type, attempt, job.max_attempts, exc)
@@ -178,21 +173,25 @@ class Worker:
         metrics.add_metric(TOPOLOGY.metrics.succeeded, "Count", 1)
         return {"outcome": Outcome.SUCCEEDED, "attempt": attempt, "result": result}
 
-    @staticmethod
-    def _call(job_type: JobType, raw_params: dict[str, Any], context: JobContext) -> Any:
+    def _call(self, job_type: JobType, job: Job, context: JobContext) -> Any:
         try:
-            params = job_type.parse_params(raw_params)
+            params = job_type.parse_params(job.params)
         except InvalidParamsError as invalid:
             raise _PermanentResultError(
                 f"params no longer valid for {job_type.name!r}: {invalid}"
             ) from None
         result = job_type.run(params, context)
         try:
-            encoded = json.dumps(result)
-        except (TypeError, ValueError):
+            size = stored_size(result)
+        except ValueError:
             raise _PermanentResultError("the job returned a value that is not JSON") from None
-        if len(encoded.encode()) > MAX_RESULT_BYTES:
-            raise _PermanentResultError(f"the job's result is over {MAX_RESULT_BYTES} bytes")
+        budget = self._store.result_budget(job)
+        if size > budget:
+            # Checked before the outcome write: a result that cannot be stored fails the job
+            # once, instead of failing the write and running the job again on every attempt.
+            raise _PermanentResultError(
+                f"the job's result takes {size} bytes as stored; this job's budget is {budget}"
+            )
         return result
 
     def _failure(
