@@ -31,6 +31,10 @@ class GuardrailError(ValueError):
 class JobTypes(Protocol):
     def max_attempts(self) -> int: ...
 
+    def timeout_problems(
+        self, max_timeout_seconds: float, worker_timeout_seconds: int
+    ) -> list[str]: ...
+
 
 def topology_problems(topology: Topology, job_types: JobTypes) -> list[str]:
     """Every rule `topology` breaks, as sentences naming the setting, the value and the fix."""
@@ -57,6 +61,9 @@ def topology_problems(topology: Topology, job_types: JobTypes) -> list[str]:
             f"max_attempts ({largest}): SQS would dead-letter jobs that still have attempts "
             "left; raise maxReceiveCount above every max_attempts"
         )
+    problems.extend(
+        job_types.timeout_problems(topology.max_job_timeout_seconds(), worker.timeout_seconds)
+    )
     if queue.dlq_retention_seconds <= queue.retention_seconds:
         problems.append(
             f"DLQ retention {queue.dlq_retention_seconds} s is not longer than the queue's "

@@ -125,3 +125,7 @@ class StoreError(JobError):
 
 class QueueError(JobError):
     """The queue failed (throttled, unavailable)."""
+
+
+class DeadlineError(JobError):
+    """A request has too little time left to start another AWS call."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from jobpipe.errors import ConfigurationError
-from jobpipe.topology import TOPOLOGY
+from jobpipe.topology import TOPOLOGY, ClientShape
 
 # The names the CDK stack and the local stack pass settings by.
 ENV_TABLE_NAME = "JOBPIPE_TABLE_NAME"
@@ -15,6 +15,10 @@ ENV_QUEUE_URL = "JOBPIPE_QUEUE_URL"
 ENV_DLQ_URL = "JOBPIPE_DLQ_URL"
 ENV_MAX_BODY_BYTES = "JOBPIPE_MAX_BODY_BYTES"
 ENV_RETENTION_DAYS = "JOBPIPE_RETENTION_DAYS"
+# The AWS clients' timeouts and attempts (defaults: `TOPOLOGY.aws_client`).
+ENV_AWS_CONNECT_TIMEOUT = "JOBPIPE_AWS_CONNECT_TIMEOUT"
+ENV_AWS_READ_TIMEOUT = "JOBPIPE_AWS_READ_TIMEOUT"
+ENV_AWS_MAX_ATTEMPTS = "JOBPIPE_AWS_MAX_ATTEMPTS"
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,19 @@ def _positive_int(name: str, default: int) -> int:
     return value
 
 
+def _positive_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be positive, got {value}")
+    return value
+
+
 def _required(name: str) -> str:
     value = os.environ.get(name, "")
     if not value:
@@ -55,4 +72,18 @@ def get_settings() -> Settings:
         dlq_url=_required(ENV_DLQ_URL),
         max_body_bytes=_positive_int(ENV_MAX_BODY_BYTES, TOPOLOGY.api.max_body_bytes),
         retention_days=_positive_int(ENV_RETENTION_DAYS, TOPOLOGY.retention_days),
+    )
+
+
+@cache
+def client_shape() -> ClientShape:
+    """The AWS clients' timeouts and attempts: the topology's, unless the environment says
+    otherwise (`make chaos` compresses them with the rest of its clocks)."""
+    default = TOPOLOGY.aws_client
+    return ClientShape(
+        connect_timeout_seconds=_positive_float(
+            ENV_AWS_CONNECT_TIMEOUT, default.connect_timeout_seconds
+        ),
+        read_timeout_seconds=_positive_float(ENV_AWS_READ_TIMEOUT, default.read_timeout_seconds),
+        max_attempts=_positive_int(ENV_AWS_MAX_ATTEMPTS, default.max_attempts),
     )

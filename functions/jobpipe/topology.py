@@ -51,12 +51,35 @@ class ItemBudget:
 
 
 @dataclass(frozen=True)
+class ClientShape:
+    """How the functions' AWS clients (botocore) time out and retry. Short timeouts: DynamoDB and
+    SQS answer in milliseconds, and a call stuck for long would eat the time the worker keeps
+    for the outcome write, or the API's time to answer."""
+
+    connect_timeout_seconds: float = 1.0
+    read_timeout_seconds: float = 2.0
+    # Every attempt, the first included (botocore's `total_max_attempts`, standard retry mode).
+    max_attempts: int = 2
+
+    def worst_case_seconds(self) -> float:
+        """The longest one call can take: every attempt waiting out both timeouts, plus
+        botocore's standard-mode backoff before each retry (at most min(2 ** (n - 1), 20) s after
+        the n-th throttled attempt)."""
+        waits = self.max_attempts * (self.connect_timeout_seconds + self.read_timeout_seconds)
+        backoff: float = sum(min(2.0 ** (n - 1), 20.0) for n in range(1, self.max_attempts))
+        return waits + backoff
+
+
+@dataclass(frozen=True)
 class WorkerShape:
     timeout_seconds: int = 60
     memory_mb: int = 512
     batch_size: int = 10
     batching_window_seconds: int = 1
     maximum_concurrency: int = 50
+    # Kept back after a job's own time, beyond the outcome write's worst case, for the batch
+    # response.
+    response_slack_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -141,6 +164,7 @@ class Permissions:
 class Topology:
     table: TableShape = TableShape()
     item: ItemBudget = ItemBudget()
+    aws_client: ClientShape = ClientShape()
     queue: QueueShape = QueueShape()
     worker: WorkerShape = WorkerShape()
     api: ApiShape = ApiShape()
@@ -151,6 +175,16 @@ class Topology:
     log_retention_days: int = 30
     service_name: str = "jobpipe"
     metrics_namespace: str = "Jobpipe"
+
+    def worker_margin_seconds(self) -> float:
+        """What the worker keeps back from a job's time: its outcome write's worst case and the
+        batch response."""
+        return self.aws_client.worst_case_seconds() + self.worker.response_slack_seconds
+
+    def max_job_timeout_seconds(self) -> float:
+        """The longest `timeout` a job type may declare: a record is started only with that much
+        invocation time left beside the worker's margin."""
+        return self.worker.timeout_seconds - self.worker_margin_seconds()
 
 
 TOPOLOGY = Topology()

@@ -41,7 +41,13 @@ def status_service() -> StatusService:
 
 @cache
 def worker() -> Worker:
-    return Worker(job_store(), job_queue(), load_job_types())
+    from dataclasses import replace
+
+    from jobpipe.settings import client_shape
+    from jobpipe.topology import TOPOLOGY
+
+    margin = replace(TOPOLOGY, aws_client=client_shape()).worker_margin_seconds()
+    return Worker(job_store(), job_queue(), load_job_types(), safety_margin_ms=int(margin * 1000))
 
 
 @cache
@@ -57,9 +63,19 @@ def build_reaper(store: JobStore, queue: JobQueue) -> Reaper:
 def reset() -> None:
     """Forget everything built (tests and the local stack switch settings)."""
     from jobpipe.adapters import clients
+    from jobpipe.settings import client_shape
     from jobpipe.settings import get_settings as settings
 
-    built_once = (job_store, job_queue, submit_service, status_service, worker, reaper, settings)
+    built_once = (
+        job_store,
+        job_queue,
+        submit_service,
+        status_service,
+        worker,
+        reaper,
+        settings,
+        client_shape,
+    )
     for built in built_once:
         built.cache_clear()
     clients.reset()

@@ -133,3 +133,26 @@ def test_the_examples_ship_with_a_short_backoff() -> None:
     for name in ("echo", "sleep", "fail", "flaky"):
         assert registry.get_type(name).policy.backoff == Backoff(base=1.0, cap=10.0)
     assert registry.max_attempts() == registry.get_type("flaky").policy.max_attempts
+
+
+def test_loading_job_types_refuses_one_whose_timeout_cannot_fit_the_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jobpipe.domain import registry as module
+    from jobpipe.topology import TOPOLOGY
+
+    # Given the shipped job types plus one whose timeout leaves the worker no time to record
+    # its outcome
+    registry = Registry()
+    for declared in module.load_job_types().values():
+        registry.add(declared)
+
+    @job_type("render", timeout=TOPOLOGY.max_job_timeout_seconds() + 1, into=registry)
+    def render(params: Params) -> None:
+        return None
+
+    monkeypatch.setattr(module, "registry", registry)
+    # When the registry is loaded (as every function does at its first use)
+    # Then it is refused with the type's name, instead of handing the job back forever
+    with pytest.raises(ConfigurationError, match="'render' declares timeout="):
+        module.load_job_types()

@@ -17,6 +17,7 @@ from infra.guardrails import (
     SqsEventSourceRules,
     check_topology,
 )
+from pydantic import BaseModel
 
 from jobpipe.domain.registry import load_job_types
 from jobpipe.topology import TOPOLOGY, Topology
@@ -30,6 +31,15 @@ class JobTypesWithMaxAttempts:
 
     def max_attempts(self) -> int:
         return self.largest
+
+    def timeout_problems(
+        self, max_timeout_seconds: float, worker_timeout_seconds: int
+    ) -> list[str]:
+        return []
+
+
+class NoParams(BaseModel):
+    pass
 
 
 def _topology(**queue: int) -> Topology:
@@ -63,6 +73,22 @@ def test_max_receive_count_not_above_a_job_types_max_attempts_is_refused() -> No
     # Then SQS would dead-letter a job with attempts left: refused
     with pytest.raises(GuardrailError, match="not above the largest job type max_attempts"):
         check_topology(TOPOLOGY, job_types)
+
+
+def test_a_job_type_whose_timeout_cannot_fit_the_worker_is_refused_by_name() -> None:
+    from jobpipe.domain.registry import Registry, job_type
+
+    # Given a job type declaring as long a timeout as the worker function itself has
+    registry = Registry()
+
+    @job_type("transcode", timeout=TOPOLOGY.worker.timeout_seconds, into=registry)
+    def transcode(params: NoParams) -> None:
+        return None
+
+    # When the synth checks it / Then it is refused, naming the type and what would fit
+    limit = f"{TOPOLOGY.max_job_timeout_seconds():g} s"
+    with pytest.raises(GuardrailError, match=rf"'transcode' declares timeout=60 s.*{limit}"):
+        check_topology(TOPOLOGY, registry)
 
 
 def test_dlq_retention_not_longer_than_the_source_is_refused() -> None:

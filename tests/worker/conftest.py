@@ -132,7 +132,7 @@ def pipeline(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
     def broken(params: AnyParams) -> None:
         raise ValueError("bad input, never retry")
 
-    @job_type("long", backoff=INSTANT, timeout=50, into=registry)
+    @job_type("long", backoff=INSTANT, timeout=45, into=registry)
     def long(params: AnyParams, context: JobContext) -> None:
         ledger.append(context.job_id)
 

@@ -205,7 +205,7 @@ def test_exhausted_attempts_fail_the_job_and_send_it_to_the_dlq_with_the_error(
 def test_a_record_that_cannot_finish_in_the_remaining_time_is_handed_back_unstarted(
     pipeline: Pipeline,
 ) -> None:
-    # Given a job whose declared timeout (50 s) is longer than what is left of the invocation
+    # Given a job whose declared timeout (45 s) is longer than what is left of the invocation
     job_id = pipeline.submit("long")
     (message,) = received(pipeline)
     event = sqs_event([message], "arn:aws:sqs:us-east-1:123456789012:test-jobs", "us-east-1")

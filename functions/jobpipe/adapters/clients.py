@@ -1,40 +1,81 @@
-"""boto3 clients, created on first use and reused for the life of the process."""
+"""boto3 clients, created on first use and reused for the life of the process.
+
+Their timeouts and attempts come from `settings.client_shape()`, so one call's worst case is
+known. An API request that is running out of time does not start a call it could not finish: a
+request sets its deadline with `deadline()`, and a call that would start with less than its
+worst case left fails at once with `DeadlineError` (the API answers 503, safe to retry).
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from typing import TYPE_CHECKING, Any
+
+from jobpipe.errors import DeadlineError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
+# Monotonic time by which the current request must have answered; None outside a request.
+_deadline: ContextVar[float | None] = ContextVar("jobpipe_deadline", default=None)
+
 
 def _config() -> Any:
     from botocore.config import Config
 
-    # Standard retry mode backs off on throttling; short timeouts keep a stuck call from eating
-    # the Lambda's remaining time.
+    from jobpipe.settings import client_shape
+
+    shape = client_shape()
+    # Standard retry mode backs off on throttling.
     return Config(
-        retries={"mode": "standard", "max_attempts": 3},
-        connect_timeout=3,
-        read_timeout=10,
+        retries={"mode": "standard", "total_max_attempts": shape.max_attempts},
+        connect_timeout=shape.connect_timeout_seconds,
+        read_timeout=shape.read_timeout_seconds,
         tcp_keepalive=True,
     )
 
 
-@cache
-def dynamodb() -> DynamoDBClient:
+@contextmanager
+def deadline(remaining_ms: int) -> Iterator[None]:
+    """Within this block, no AWS call starts unless its worst case ends `remaining_ms` from now."""
+    token = _deadline.set(time.monotonic() + remaining_ms / 1000)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _check_deadline(**_: Any) -> None:
+    from jobpipe.settings import client_shape
+
+    ends = _deadline.get()
+    if ends is not None and time.monotonic() + client_shape().worst_case_seconds() > ends:
+        raise DeadlineError("not enough time left in this request for another AWS call")
+
+
+def _client(service: str) -> Any:
     import boto3
 
-    return boto3.client("dynamodb", config=_config())
+    client = boto3.client(service, config=_config())  # type: ignore[call-overload]
+    client.meta.events.register("before-call.*.*", _check_deadline)
+    return client
+
+
+@cache
+def dynamodb() -> DynamoDBClient:
+    client: DynamoDBClient = _client("dynamodb")
+    return client
 
 
 @cache
 def sqs() -> SQSClient:
-    import boto3
-
-    return boto3.client("sqs", config=_config())
+    client: SQSClient = _client("sqs")
+    return client
 
 
 def reset() -> None:

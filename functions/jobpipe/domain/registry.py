@@ -120,6 +120,20 @@ class Registry(Mapping[str, JobType]):
         """The largest max_attempts of any type (the queue's maxReceiveCount must exceed it)."""
         return max((t.policy.max_attempts for t in self._types.values()), default=0)
 
+    def timeout_problems(
+        self, max_timeout_seconds: float, worker_timeout_seconds: int
+    ) -> list[str]:
+        """A sentence per type whose `timeout` the worker can never give it: such a record would
+        be handed back unstarted on every receive."""
+        return [
+            f"job type {t.name!r} declares timeout={t.policy.timeout:g} s, but a worker of "
+            f"{worker_timeout_seconds} s can give a job at most {max_timeout_seconds:g} s (it "
+            "keeps the rest for the outcome write): lower the timeout, or raise the worker's "
+            "timeout in the topology"
+            for t in self._types.values()
+            if t.policy.timeout > max_timeout_seconds
+        ]
+
 
 registry = Registry()
 
@@ -161,7 +175,14 @@ def job_type(
 
 
 def load_job_types() -> Registry:
-    """Import the package that declares the job types (once) and return the registry."""
+    """Import the package that declares the job types (once) and return the registry. Refuses
+    a type that could never run in the deployed worker's time."""
     import jobpipe.jobs  # noqa: F401  (declares the job types as a side effect)
+    from jobpipe.topology import TOPOLOGY
 
+    problems = registry.timeout_problems(
+        TOPOLOGY.max_job_timeout_seconds(), TOPOLOGY.worker.timeout_seconds
+    )
+    if problems:
+        raise ConfigurationError("; ".join(problems))
     return registry

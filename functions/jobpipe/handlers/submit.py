@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from jobpipe.adapters.clients import deadline
 from jobpipe.api.app import build_resolver, submit_router
 from jobpipe.observability import logger, metrics, tracer
 
@@ -16,4 +17,6 @@ app = build_resolver(submit_router())
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    # No AWS call starts that could not finish before the function times out (a 503 instead).
+    with deadline(context.get_remaining_time_in_millis()):
+        return app.resolve(event, context)

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 MAX_ERROR_MESSAGE_CHARS = 1000
 # Time kept back from a job's declared timeout for the outcome write and the batch response.
-SAFETY_MARGIN_MS = 2000
+SAFETY_MARGIN_MS = int(TOPOLOGY.worker_margin_seconds() * 1000)
 
 
 class RecordNotDoneError(JobError):
@@ -67,7 +67,9 @@ class Worker:
         *,
         clock: Callable[[], float] = time.time,
         rng: Any = None,
+        safety_margin_ms: int = SAFETY_MARGIN_MS,
     ) -> None:
+        self._margin_ms = safety_margin_ms
         self._store = store
         self._queue = queue
         self._registry = registry
@@ -103,7 +105,7 @@ class Worker:
             self._dead_letter_poison(record, unknown, message)
             return
 
-        budget = remaining_ms() - SAFETY_MARGIN_MS
+        budget = remaining_ms() - self._margin_ms
         if budget < job_type.policy.timeout * 1000:
             # Not enough time left in this invocation: hand it back unstarted (no attempt counted)
             # and visible at once, for the next invocation.
