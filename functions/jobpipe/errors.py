@@ -119,6 +119,14 @@ class AttemptsExhaustedError(JobError):
     """A job's last attempt was cut off (its runner died): no attempts are left to start."""
 
 
+class RetryNotDueError(JobError):
+    """A retrying job's message arrived before its retry is due."""
+
+    def __init__(self, job_id: str, due_ms: int) -> None:
+        super().__init__(f"job {job_id}: its retry is not due yet")
+        self.due_ms = due_ms
+
+
 class StoreError(JobError):
     """The job store failed (throttled, unavailable)."""
 

@@ -128,8 +128,8 @@ class JobStore(ABC):
 
 
 class JobQueue(Protocol):
-    def send(self, body: str) -> str:
-        """Send a message to the jobs queue; returns its message id."""
+    def send(self, body: str, *, delay_seconds: int = 0) -> str:
+        """Send a message to the jobs queue (hidden for up to 900 s); returns its message id."""
         ...
 
     def send_to_dlq(self, body: str, attributes: dict[str, str]) -> str:

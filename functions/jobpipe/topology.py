@@ -80,6 +80,9 @@ class WorkerShape:
     # Kept back after a job's own time, beyond the outcome write's worst case, for the batch
     # response.
     response_slack_seconds: float = 1.0
+    # A job of a type the worker does not know waits this long (from its last change) before it
+    # is failed as poison: during a deploy, submit may know a new type before the worker does.
+    unknown_type_grace_seconds: int = 15 * 60
 
 
 @dataclass(frozen=True)
@@ -88,10 +91,18 @@ class QueueShape:
     visibility_timeout_seconds: int = 6 * 60 + 1
     # A safety net above every job type's max_attempts; throttles also consume receives.
     max_receive_count: int = 10
+    # Receives the worker never uses up itself: a record it hands back (no time left, a retry's
+    # backoff, a duplicate while the job runs, an unknown type) once it has been received
+    # max_receive_count - this many times is replaced by a fresh message, so only Lambda's
+    # throttles and crashed invocations can reach maxReceiveCount.
+    receives_kept_for_lambda: int = 3
     retention_seconds: int = 4 * 24 * 3600
     # Standard queues keep the original enqueue time on redrive: the DLQ must outlive the source.
     dlq_retention_seconds: int = 14 * 24 * 3600
     receive_wait_seconds: int = 20
+
+    def resend_from_receive(self) -> int:
+        return self.max_receive_count - self.receives_kept_for_lambda
 
 
 @dataclass(frozen=True)
@@ -180,6 +191,12 @@ class Topology:
         """What the worker keeps back from a job's time: its outcome write's worst case and the
         batch response."""
         return self.aws_client.worst_case_seconds() + self.worker.response_slack_seconds
+
+    def max_backoff_visibility_seconds(self) -> int:
+        """The longest a worker may hide a record it received. SQS allows 12 h from the receive,
+        not from the call; the receive was at most one invocation plus its batching window ago
+        (and a minute is kept for clocks)."""
+        return 12 * 3600 - self.worker.timeout_seconds - self.worker.batching_window_seconds - 60
 
     def max_job_timeout_seconds(self) -> float:
         """The longest `timeout` a job type may declare: a record is started only with that much

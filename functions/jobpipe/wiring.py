@@ -18,7 +18,8 @@ from jobpipe.worker.service import Worker
 
 @cache
 def job_store() -> DynamoDBJobStore:
-    return DynamoDBJobStore(get_settings().table_name)
+    settings = get_settings()
+    return DynamoDBJobStore(settings.table_name, retention_days=settings.retention_days)
 
 
 @cache

@@ -24,13 +24,16 @@ LEASE = NOW + 60_000
 BOOM = ErrorInfo("ValueError", "boom")
 
 
+RETENTION_DAYS = 2
+
+
 @pytest.fixture(params=["dynamodb", "memory"])
 def store(request: pytest.FixtureRequest) -> Iterator[JobStore]:
     if request.param == "memory":
-        yield InMemoryJobStore()
+        yield InMemoryJobStore(retention_days=RETENTION_DAYS)
         return
     aws = request.getfixturevalue("aws")
-    yield DynamoDBJobStore(aws.table_name)
+    yield DynamoDBJobStore(aws.table_name, retention_days=RETENTION_DAYS)
 
 
 def new_job(max_attempts: int = 3, params: dict[str, Any] | None = None) -> Job:
@@ -74,6 +77,29 @@ def test_a_small_job_has_the_whole_result_cap(store: JobStore) -> None:
     job = new_job()
     store.create(job)
     assert store.result_budget(started(store, job)) == TOPOLOGY.item.result_cap_bytes
+
+
+def test_every_transition_keeps_the_job_for_the_retention_after_it(store: JobStore) -> None:
+    # Given a job created long enough ago that its first retention is nearly over
+    job = replace(new_job(), expires_at=NOW // 1000 + 60)
+    store.create(job)
+
+    def kept_until(at: int) -> int:
+        return at // 1000 + RETENTION_DAYS * 86400
+
+    # When it starts, is retried, fails, and is replayed, each later than the last
+    running = started(store, job, now=NOW + 1000)
+    retrying = store.retry(running, error=BOOM, next_attempt_at=NOW + 2000, now_ms=NOW + 2000)
+    failed = store.fail(
+        started(store, job, now=NOW + 3000), error=BOOM, dead_lettered=True, now_ms=NOW + 4000
+    )
+    replayed = store.replay(job.job_id, now_ms=NOW + 5000)
+    # Then each change keeps it for the retention counted from that change
+    assert running.expires_at == kept_until(NOW + 1000)
+    assert retrying.expires_at == kept_until(NOW + 2000)
+    assert failed.expires_at == kept_until(NOW + 4000)
+    assert replayed.expires_at == kept_until(NOW + 5000)
+    assert store.get(job.job_id) == replayed
 
 
 def test_create_never_overwrites(store: JobStore) -> None:
@@ -153,8 +179,26 @@ def test_retry_records_the_error_and_when_to_try_again(store: JobStore) -> None:
     assert retrying.status is JobStatus.RETRYING
     assert retrying.next_attempt_at == NOW + 4000
     assert retrying.error == BOOM
-    # and a retrying job starts again
-    assert started(store, job).attempts == 2
+    # and a retrying job starts again once it is due
+    assert started(store, job, now=NOW + 4000).attempts == 2
+
+
+def test_a_retry_does_not_start_before_it_is_due(store: JobStore) -> None:
+    from jobpipe.domain.retry import EARLY_START_TOLERANCE_MS
+
+    # Given a job whose retry is due in 60 s
+    job = new_job()
+    store.create(job)
+    store.retry(started(store, job), error=BOOM, next_attempt_at=NOW + 60_000, now_ms=NOW)
+    # When its message arrives early (SQS could not hide it for the whole backoff)
+    with pytest.raises(IllegalTransitionError) as refused:
+        started(store, job, now=NOW + 10_000)
+    # Then the start is refused, and the refusal says when the retry is due
+    assert refused.value.current == "retrying"
+    assert refused.value.job is not None and refused.value.job.next_attempt_at == NOW + 60_000
+    # But a message that arrives just before it is due starts it (SQS's clock is not ours)
+    running = started(store, job, now=NOW + 60_000 - EARLY_START_TOLERANCE_MS)
+    assert running.attempts == 2
 
 
 def test_a_started_retry_no_longer_has_a_next_attempt_time(store: JobStore) -> None:

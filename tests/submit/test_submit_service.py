@@ -29,12 +29,12 @@ class SendFailsOnce(InMemoryJobQueue):
         super().__init__()
         self._meanwhile: Callable[[], object] | None = meanwhile
 
-    def send(self, body: str) -> str:
+    def send(self, body: str, *, delay_seconds: int = 0) -> str:
         if self._meanwhile is not None:
             meanwhile, self._meanwhile = self._meanwhile, None
             meanwhile()
             raise QueueError("SQS SendMessage failed: ServiceUnavailable")
-        return super().send(body)
+        return super().send(body, delay_seconds=delay_seconds)
 
 
 class CreateWaitsOnce(InMemoryJobStore):

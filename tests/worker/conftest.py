@@ -107,6 +107,7 @@ def pipeline(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
     from jobpipe import wiring
     from jobpipe.handlers import worker as worker_handler
 
+    clock = Clock()
     registry = Registry()
     for declared in load_job_types().values():
         registry.add(declared)
@@ -141,11 +142,16 @@ def pipeline(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
         ledger.append(context.job_id)
         return params.char * params.chars
 
+    @job_type("hog", backoff=INSTANT, timeout=30, into=registry)
+    def hog(params: AnyParams, context: JobContext) -> None:
+        """Uses 25 s of the invocation (on the test clock): one fits an invocation at a time."""
+        clock.advance(25)
+        ledger.append(context.job_id)
+
     @job_type("bad-result", backoff=INSTANT, timeout=5, into=registry)
     def bad_result(params: AnyParams) -> object:
         return object()
 
-    clock = Clock()
     store = DynamoDBJobStore(aws.table_name)
     queue = SQSJobQueue(aws.queue_url, aws.dlq_url)
     worker = Worker(store, queue, registry, clock=clock, rng=UpperBound())

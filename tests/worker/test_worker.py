@@ -258,15 +258,47 @@ def test_a_poison_message_goes_to_the_dlq_and_does_not_fail_the_rest_of_the_batc
     assert attributes["source_message_id"] == poison_id
 
 
-def test_a_message_of_an_unknown_job_type_fails_its_job_and_goes_to_the_dlq(
+def test_a_job_of_a_type_the_worker_does_not_know_yet_waits_and_runs_once_it_does(
     pipeline: Pipeline,
 ) -> None:
+    from jobpipe.domain.registry import job_type
+    from tests.factories import pending_job
+
+    # Given a job of a type the submit function knows but this worker does not yet (a deploy
+    # updates the two functions one after the other)
+    job = pending_job("brand-new", {"n": 1})
+    pipeline.store.create(job)
+    pipeline.queue.send(job.message().to_body())
+    # When the worker meets it
+    first = pipeline.poll()
+    # Then it is handed back with a backoff, untouched, and nothing goes to the DLQ
+    assert (first.received, first.left) == (1, 1)
+    assert pipeline.job(job.job_id).status is JobStatus.PENDING
+    assert pipeline.aws.dlq_messages() == []
+    assert pipeline.poll().received == 0  # hidden for the backoff
+    # And when the worker knows the type (the deploy finished), the job runs
+
+    @job_type("brand-new", backoff=INSTANT, timeout=5, into=pipeline.registry)
+    def brand_new(params: AnyParams) -> dict[str, Any]:
+        return params.model_dump()
+
+    pipeline.expire_visibility(first)
+    pipeline.drain()
+    assert pipeline.job(job.job_id).status is JobStatus.SUCCEEDED
+
+
+def test_a_message_of_an_unknown_job_type_fails_its_job_after_the_grace_period(
+    pipeline: Pipeline,
+) -> None:
+    from jobpipe.topology import TOPOLOGY
+
     # Given a job, and a message for it whose type this worker does not know
     job_id = pipeline.submit("counted")
     received(pipeline)  # the original message is in flight elsewhere
     body = JobMessage(job_id, "retired-type", {}).to_body()
     send_raw(pipeline, body)
-    # When the worker processes it
+    # When the worker processes it after the grace period for new types has passed
+    pipeline.clock.advance(TOPOLOGY.worker.unknown_type_grace_seconds + 1)
     pipeline.poll()
     # Then the job is failed and dead-lettered (it would otherwise wait forever), and the DLQ
     # holds the message with the reason

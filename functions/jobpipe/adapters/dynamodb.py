@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from jobpipe.domain import changes
 from jobpipe.domain.job import ErrorInfo, Job, stored_json
+from jobpipe.domain.retry import EARLY_START_TOLERANCE_MS
 from jobpipe.domain.states import (
     ABANDON,
     FAIL,
@@ -70,12 +71,12 @@ def _status_condition(transition: Transition) -> str:
 # FAIL and ABANDON end in the same fields (see domain.changes.failed).
 _FAILED_UPDATE = (
     "SET #status = :to, error_type = :etype, error_message = :emsg, "
-    "dead_lettered = :dl, updated_at = :now "
+    f"dead_lettered = :dl, updated_at = :now, {TTL} = :exp "
 )
 
 
 def _failed_values(
-    transition: Transition, error: ErrorInfo, dead_lettered: bool, now_ms: int
+    transition: Transition, error: ErrorInfo, dead_lettered: bool, now_ms: int, expires_at: int
 ) -> dict[str, Any]:
     return {
         **_status_values(transition),
@@ -84,6 +85,7 @@ def _failed_values(
         ":emsg": _s(error.message),
         ":dl": {"BOOL": dead_lettered},
         ":now": _n(now_ms),
+        ":exp": _n(expires_at),
     }
 
 
@@ -150,7 +152,9 @@ def result_budget(running: Job, budget: ItemBudget = TOPOLOGY.item) -> int:
     """How many bytes (stored UTF-8 JSON) the job's result may take: the cap, or what the item
     has left under DynamoDB's limit after everything else it holds on success and the reserve
     for attempt history and progress, whichever is smaller."""
-    done = changes.succeeded(running, result=None, now_ms=running.updated_at)
+    done = changes.succeeded(
+        running, result=None, now_ms=running.updated_at, expires_at=running.expires_at
+    )
     without_result = item_size(job_to_item(done)) - len("null")
     room = budget.item_limit_bytes - budget.reserve_bytes - without_result
     return max(0, min(budget.result_cap_bytes, room))
@@ -194,9 +198,19 @@ def item_to_job(item: Item) -> Job:
 
 
 class DynamoDBJobStore(JobStore):
-    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        client: DynamoDBClient | None = None,
+        *,
+        retention_days: int = TOPOLOGY.retention_days,
+    ) -> None:
         self._table = table_name
         self._client_override = client
+        self._retention_s = retention_days * 86400
+
+    def _expires(self, now_ms: int) -> int:
+        return now_ms // 1000 + self._retention_s
 
     @property
     def _client(self) -> DynamoDBClient:
@@ -283,7 +297,9 @@ class DynamoDBJobStore(JobStore):
     def start(self, job_id: str, *, payload_hash: str, lease_expires_at: int, now_ms: int) -> Job:
         condition = (
             "payload_hash = :hash AND attempts < max_attempts AND "
-            "(#status IN (:from_pending, :from_retrying) OR "
+            "(#status = :from_pending OR "
+            # A retry only once it is due: a message SQS shows early is handed back.
+            f"(#status = :from_retrying AND {PENDING_SINCE} <= :due) OR "
             "(#status = :running AND lease_expires_at < :now))"
         )
         return self._update(
@@ -291,7 +307,7 @@ class DynamoDBJobStore(JobStore):
             START,
             update=(
                 "SET #status = :running, attempts = attempts + :one, started_at = :now, "
-                "updated_at = :now, lease_expires_at = :lease "
+                f"updated_at = :now, lease_expires_at = :lease, {TTL} = :exp "
                 # Out of the reaper's pending index, in the same write: no extra call.
                 f"REMOVE {PENDING_SINCE}"
             ),
@@ -302,7 +318,9 @@ class DynamoDBJobStore(JobStore):
                 ":hash": _s(payload_hash),
                 ":one": _n(1),
                 ":now": _n(now_ms),
+                ":due": _n(now_ms + EARLY_START_TOLERANCE_MS),
                 ":lease": _n(lease_expires_at),
+                ":exp": _n(self._expires(now_ms)),
             },
         )
 
@@ -314,19 +332,25 @@ class DynamoDBJobStore(JobStore):
         self._write(
             running.job_id,
             SUCCEED,
-            update=(f"SET #status = :to, #result = :result, updated_at = :now REMOVE {remove}"),
+            update=(
+                f"SET #status = :to, #result = :result, updated_at = :now, {TTL} = :exp "
+                f"REMOVE {remove}"
+            ),
             condition=f"{_status_condition(SUCCEED)} AND attempts = :attempt",
             values={
                 **_status_values(SUCCEED),
                 ":to": _s(SUCCEED.target),
                 ":result": _s(stored_json(result)),
                 ":now": _n(now_ms),
+                ":exp": _n(self._expires(now_ms)),
                 ":attempt": _n(running.attempts),
             },
             names={"#result": "result"},
             read_back=False,
         )
-        return changes.succeeded(running, result=result, now_ms=now_ms)
+        return changes.succeeded(
+            running, result=result, now_ms=now_ms, expires_at=self._expires(now_ms)
+        )
 
     def retry(self, running: Job, *, error: ErrorInfo, next_attempt_at: int, now_ms: int) -> Job:
         self._write(
@@ -337,7 +361,7 @@ class DynamoDBJobStore(JobStore):
                 # A retrying job waits like a pending one, from when its retry is due (its
                 # next_attempt_at): the reaper finds it in the same index if its message never
                 # comes back.
-                f"updated_at = :now, {PENDING_SINCE} = :next "
+                f"updated_at = :now, {PENDING_SINCE} = :next, {TTL} = :exp "
                 "REMOVE lease_expires_at"
             ),
             condition=f"{_status_condition(RETRY)} AND attempts = :attempt",
@@ -348,12 +372,17 @@ class DynamoDBJobStore(JobStore):
                 ":emsg": _s(error.message),
                 ":next": _n(next_attempt_at),
                 ":now": _n(now_ms),
+                ":exp": _n(self._expires(now_ms)),
                 ":attempt": _n(running.attempts),
             },
             read_back=False,
         )
         return changes.retrying(
-            running, error=error, next_attempt_at=next_attempt_at, now_ms=now_ms
+            running,
+            error=error,
+            next_attempt_at=next_attempt_at,
+            now_ms=now_ms,
+            expires_at=self._expires(now_ms),
         )
 
     def fail(self, running: Job, *, error: ErrorInfo, dead_lettered: bool, now_ms: int) -> Job:
@@ -363,18 +392,24 @@ class DynamoDBJobStore(JobStore):
             update=_FAILED_UPDATE + "REMOVE lease_expires_at",
             condition=f"{_status_condition(FAIL)} AND attempts = :attempt",
             values={
-                **_failed_values(FAIL, error, dead_lettered, now_ms),
+                **_failed_values(FAIL, error, dead_lettered, now_ms, self._expires(now_ms)),
                 ":attempt": _n(running.attempts),
             },
             read_back=False,
         )
-        return changes.failed(running, error=error, dead_lettered=dead_lettered, now_ms=now_ms)
+        return changes.failed(
+            running,
+            error=error,
+            dead_lettered=dead_lettered,
+            now_ms=now_ms,
+            expires_at=self._expires(now_ms),
+        )
 
     def abandon(
         self, job_id: str, *, error: ErrorInfo, now_ms: int, lease_expires_at: int | None = None
     ) -> Job:
         condition = _status_condition(ABANDON)
-        values = _failed_values(ABANDON, error, True, now_ms)
+        values = _failed_values(ABANDON, error, True, now_ms, self._expires(now_ms))
         if lease_expires_at is not None:
             condition += " AND lease_expires_at = :lease"
             values[":lease"] = _n(lease_expires_at)
@@ -393,7 +428,8 @@ class DynamoDBJobStore(JobStore):
             update=(
                 "SET #status = :to, prior_attempts = if_not_exists(prior_attempts, :zero) + "
                 "attempts, attempts = :zero, replays = if_not_exists(replays, :zero) + :one, "
-                f"dead_lettered = :false, updated_at = :now, {PENDING_SINCE} = :now "
+                f"dead_lettered = :false, updated_at = :now, {PENDING_SINCE} = :now, "
+                f"{TTL} = :exp "
                 "REMOVE error_type, error_message, started_at, lease_expires_at"
             ),
             condition=_status_condition(REPLAY),
@@ -404,6 +440,7 @@ class DynamoDBJobStore(JobStore):
                 ":one": _n(1),
                 ":false": {"BOOL": False},
                 ":now": _n(now_ms),
+                ":exp": _n(self._expires(now_ms)),
             },
         )
 

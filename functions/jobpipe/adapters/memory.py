@@ -15,6 +15,7 @@ from typing import Any
 
 from jobpipe.domain import changes
 from jobpipe.domain.job import ErrorInfo, Job
+from jobpipe.domain.retry import EARLY_START_TOLERANCE_MS
 from jobpipe.domain.states import (
     ABANDON,
     FAIL,
@@ -27,12 +28,14 @@ from jobpipe.domain.states import (
 )
 from jobpipe.errors import IllegalTransitionError, QueueError
 from jobpipe.ports import JobStore, KeyClaim, StuckJob
+from jobpipe.topology import TOPOLOGY
 
 KEY_RETENTION_MS = 24 * 3600 * 1000
 
 
 class InMemoryJobStore(JobStore):
-    def __init__(self) -> None:
+    def __init__(self, *, retention_days: int = TOPOLOGY.retention_days) -> None:
+        self._retention_s = retention_days * 86400
         self.jobs: dict[str, Job] = {}
         self.keys: dict[str, tuple[KeyClaim, int]] = {}
         # The DynamoDB store's sparse `pending_since` attribute (the reaper's pending index).
@@ -80,12 +83,18 @@ class InMemoryJobStore(JobStore):
 
         return result_budget(running)
 
+    def _expires(self, now_ms: int) -> int:
+        return now_ms // 1000 + self._retention_s
+
     def start(self, job_id: str, *, payload_hash: str, lease_expires_at: int, now_ms: int) -> Job:
         def allowed(job: Job) -> bool:
             if job.payload_hash != payload_hash or job.attempts >= job.max_attempts:
                 return False
-            if job.status in START.sources:
+            if job.status is JobStatus.PENDING:
                 return True
+            if job.status is JobStatus.RETRYING:
+                due = self.pending_since.get(job_id)
+                return due is not None and due <= now_ms + EARLY_START_TOLERANCE_MS
             return (
                 job.status is JobStatus.RUNNING
                 and job.lease_expires_at is not None
@@ -96,7 +105,12 @@ class InMemoryJobStore(JobStore):
             job_id,
             START,
             allowed,
-            lambda job: changes.started(job, lease_expires_at=lease_expires_at, now_ms=now_ms),
+            lambda job: changes.started(
+                job,
+                lease_expires_at=lease_expires_at,
+                now_ms=now_ms,
+                expires_at=self._expires(now_ms),
+            ),
             check_sources=False,
         )
         self.pending_since.pop(job_id, None)
@@ -107,7 +121,9 @@ class InMemoryJobStore(JobStore):
             running.job_id,
             SUCCEED,
             lambda job: job.attempts == running.attempts,
-            lambda job: changes.succeeded(job, result=result, now_ms=now_ms),
+            lambda job: changes.succeeded(
+                job, result=result, now_ms=now_ms, expires_at=self._expires(now_ms)
+            ),
         )
 
     def retry(self, running: Job, *, error: ErrorInfo, next_attempt_at: int, now_ms: int) -> Job:
@@ -116,7 +132,11 @@ class InMemoryJobStore(JobStore):
             RETRY,
             lambda job: job.attempts == running.attempts,
             lambda job: changes.retrying(
-                job, error=error, next_attempt_at=next_attempt_at, now_ms=now_ms
+                job,
+                error=error,
+                next_attempt_at=next_attempt_at,
+                now_ms=now_ms,
+                expires_at=self._expires(now_ms),
             ),
         )
         self.pending_since[running.job_id] = next_attempt_at
@@ -128,7 +148,11 @@ class InMemoryJobStore(JobStore):
             FAIL,
             lambda job: job.attempts == running.attempts,
             lambda job: changes.failed(
-                job, error=error, dead_lettered=dead_lettered, now_ms=now_ms
+                job,
+                error=error,
+                dead_lettered=dead_lettered,
+                now_ms=now_ms,
+                expires_at=self._expires(now_ms),
             ),
         )
 
@@ -139,7 +163,13 @@ class InMemoryJobStore(JobStore):
             job_id,
             ABANDON,
             lambda job: lease_expires_at is None or job.lease_expires_at == lease_expires_at,
-            lambda job: changes.failed(job, error=error, dead_lettered=True, now_ms=now_ms),
+            lambda job: changes.failed(
+                job,
+                error=error,
+                dead_lettered=True,
+                now_ms=now_ms,
+                expires_at=self._expires(now_ms),
+            ),
         )
         self.pending_since.pop(job_id, None)
         return abandoned
@@ -149,7 +179,7 @@ class InMemoryJobStore(JobStore):
             job_id,
             REPLAY,
             lambda _job: True,
-            lambda job: changes.replayed(job, now_ms=now_ms),
+            lambda job: changes.replayed(job, now_ms=now_ms, expires_at=self._expires(now_ms)),
         )
         self.pending_since[job_id] = now_ms
         return replayed
@@ -228,6 +258,7 @@ class SentMessage:
     message_id: str
     body: str
     attributes: dict[str, str] = field(default_factory=dict)
+    delay_seconds: int = 0
 
 
 class InMemoryJobQueue:
@@ -238,10 +269,10 @@ class InMemoryJobQueue:
         self.fail_sends = False
         self._ids = itertools.count(1)
 
-    def send(self, body: str) -> str:
+    def send(self, body: str, *, delay_seconds: int = 0) -> str:
         if self.fail_sends:
             raise QueueError("SQS SendMessage failed: ServiceUnavailable")
-        message = SentMessage(f"m-{next(self._ids)}", body)
+        message = SentMessage(f"m-{next(self._ids)}", body, delay_seconds=delay_seconds)
         self.messages.append(message)
         return message.message_id
 

@@ -25,11 +25,11 @@ class SQSJobQueue:
 
         return clients.sqs()
 
-    def send(self, body: str) -> str:
+    def send(self, body: str, *, delay_seconds: int = 0) -> str:
         try:
-            return self._client.send_message(QueueUrl=self._queue_url, MessageBody=body)[
-                "MessageId"
-            ]
+            return self._client.send_message(
+                QueueUrl=self._queue_url, MessageBody=body, DelaySeconds=delay_seconds
+            )["MessageId"]
         except Exception as exc:
             raise _queue_error("SendMessage", exc) from exc
 

@@ -1,5 +1,9 @@
 """What each transition of `jobpipe.domain.states` does to a job's fields.
 
+Every transition moves the job's retention (`expires_at`) to its store's retention after now:
+a job expires that long after its last change, never while it is still being retried or
+replayed.
+
 The in-memory store applies these to the jobs it holds. The DynamoDB store writes the same
 fields in one conditional UpdateItem, and for the transitions out of `running` it answers with
 these functions applied to the running job the caller holds, instead of reading the item back.
@@ -14,9 +18,10 @@ from jobpipe.domain.job import ErrorInfo, Job
 from jobpipe.domain.states import JobStatus
 
 
-def started(job: Job, *, lease_expires_at: int, now_ms: int) -> Job:
+def started(job: Job, *, lease_expires_at: int, now_ms: int, expires_at: int) -> Job:
     return replace(
         job,
+        expires_at=expires_at,
         status=JobStatus.RUNNING,
         attempts=job.attempts + 1,
         started_at=now_ms,
@@ -26,9 +31,10 @@ def started(job: Job, *, lease_expires_at: int, now_ms: int) -> Job:
     )
 
 
-def succeeded(running: Job, *, result: Any, now_ms: int) -> Job:
+def succeeded(running: Job, *, result: Any, now_ms: int, expires_at: int) -> Job:
     return replace(
         running,
+        expires_at=expires_at,
         status=JobStatus.SUCCEEDED,
         result=result,
         completed_at=now_ms,
@@ -38,9 +44,12 @@ def succeeded(running: Job, *, result: Any, now_ms: int) -> Job:
     )
 
 
-def retrying(running: Job, *, error: ErrorInfo, next_attempt_at: int, now_ms: int) -> Job:
+def retrying(
+    running: Job, *, error: ErrorInfo, next_attempt_at: int, now_ms: int, expires_at: int
+) -> Job:
     return replace(
         running,
+        expires_at=expires_at,
         status=JobStatus.RETRYING,
         error=error,
         next_attempt_at=next_attempt_at,
@@ -49,9 +58,10 @@ def retrying(running: Job, *, error: ErrorInfo, next_attempt_at: int, now_ms: in
     )
 
 
-def failed(job: Job, *, error: ErrorInfo, dead_lettered: bool, now_ms: int) -> Job:
+def failed(job: Job, *, error: ErrorInfo, dead_lettered: bool, now_ms: int, expires_at: int) -> Job:
     return replace(
         job,
+        expires_at=expires_at,
         status=JobStatus.FAILED,
         error=error,
         dead_lettered=dead_lettered,
@@ -62,9 +72,10 @@ def failed(job: Job, *, error: ErrorInfo, dead_lettered: bool, now_ms: int) -> J
     )
 
 
-def replayed(job: Job, *, now_ms: int) -> Job:
+def replayed(job: Job, *, now_ms: int, expires_at: int) -> Job:
     return replace(
         job,
+        expires_at=expires_at,
         status=JobStatus.PENDING,
         prior_attempts=job.prior_attempts + job.attempts,
         attempts=0,

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 # SQS ChangeMessageVisibility refuses more than 12 hours.
 MAX_VISIBILITY_SECONDS = 12 * 3600
+# SQS shows a hidden message again on its own clock: a retry whose message arrives at most this
+# much before the retry is due is started anyway; earlier, it is handed back until it is due.
+EARLY_START_TOLERANCE_MS = 2000
 
 
 @dataclass(frozen=True)

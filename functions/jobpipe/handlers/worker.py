@@ -43,6 +43,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
 
     # Without this an interrupted job would stay locked past the Lambda's deadline.
     worker().idempotency_config.register_lambda_context(context)
+    records = event.get("Records") or []
+    if len(records) > 1:
+        order = worker().order([str(r.get("body", "")) for r in records])
+        event = {**event, "Records": [records[i] for i in order]}
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

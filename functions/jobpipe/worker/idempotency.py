@@ -35,7 +35,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import (
 
 from jobpipe.domain.job import ErrorInfo, Job, fingerprint
 from jobpipe.domain.states import JobStatus
-from jobpipe.errors import AttemptsExhaustedError, IllegalTransitionError
+from jobpipe.errors import AttemptsExhaustedError, IllegalTransitionError, RetryNotDueError
 from jobpipe.observability import log_transition
 from jobpipe.ports import JobStore
 
@@ -58,9 +58,14 @@ class JobItemPersistenceLayer(BasePersistenceLayer):
         self._now = clock_ms
         # The job each START returned, for the run that follows it in this process.
         self._started: dict[str, Job] = {}
+        # The job as it stood when a START was refused (for the worker to hand its record back).
+        self._refused: dict[str, Job] = {}
 
     def started(self, job_id: str) -> Job:
         return self._started[job_id]
+
+    def refused(self, job_id: str) -> Job | None:
+        return self._refused.pop(job_id, None)
 
     # --- how Powertools derives the key and the payload hash ----------------------------------
 
@@ -102,8 +107,10 @@ class JobItemPersistenceLayer(BasePersistenceLayer):
                 response_data=json.dumps(response),
                 payload_hash=job.payload_hash,
             )
-        # pending/retrying but not startable: every attempt is used up.
-        raise AttemptsExhaustedError(f"job {key}: all {job.max_attempts} attempts are used")
+        if job.attempts >= job.max_attempts:
+            raise AttemptsExhaustedError(f"job {key}: all {job.max_attempts} attempts are used")
+        # A retrying job with attempts left that did not start: its retry is not due yet.
+        raise RetryNotDueError(key, job.next_attempt_at or now)
 
     def _get_record(self, idempotency_key: str) -> DataRecord:
         job = self._store.get(idempotency_key)
@@ -129,6 +136,7 @@ class JobItemPersistenceLayer(BasePersistenceLayer):
                 raise IdempotencyValidationError(
                     "message payload does not match the job's payload"
                 ) from None
+            self._refused[key] = job
             raise IdempotencyItemAlreadyExistsError(
                 old_data_record=self._record_of(job, key)
             ) from None

@@ -22,13 +22,13 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 
 from jobpipe.domain.job import ErrorInfo, Job, JobMessage, stored_size
 from jobpipe.domain.registry import JobContext, JobType, Registry
-from jobpipe.domain.retry import MAX_VISIBILITY_SECONDS
 from jobpipe.errors import (
     AttemptsExhaustedError,
     IllegalTransitionError,
     InvalidParamsError,
     JobError,
     PoisonMessageError,
+    RetryNotDueError,
     UnknownJobTypeError,
 )
 from jobpipe.observability import log_transition, logger, metrics
@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 MAX_ERROR_MESSAGE_CHARS = 1000
 # Time kept back from a job's declared timeout for the outcome write and the batch response.
 SAFETY_MARGIN_MS = int(TOPOLOGY.worker_margin_seconds() * 1000)
+# SQS DelaySeconds stops at 15 minutes.
+MAX_DELAY_SECONDS = 900
+STORE_UNAVAILABLE_DELAY_SECONDS = 30
+UNKNOWN_TYPE_MAX_BACKOFF_SECONDS = 120
 
 
 class RecordNotDoneError(JobError):
@@ -68,8 +72,13 @@ class Worker:
         clock: Callable[[], float] = time.time,
         rng: Any = None,
         safety_margin_ms: int = SAFETY_MARGIN_MS,
+        resend_from_receive: int = TOPOLOGY.queue.resend_from_receive(),
+        unknown_type_grace_seconds: float = TOPOLOGY.worker.unknown_type_grace_seconds,
     ) -> None:
         self._margin_ms = safety_margin_ms
+        self._resend_from = resend_from_receive
+        self._unknown_type_grace_s = unknown_type_grace_seconds
+        self._max_visibility = TOPOLOGY.max_backoff_visibility_seconds()
         self._store = store
         self._queue = queue
         self._registry = registry
@@ -93,6 +102,21 @@ class Worker:
 
     # --- one record ------------------------------------------------------------------------------
 
+    def order(self, bodies: list[str]) -> list[int]:
+        """The order to run a batch's records in (indexes into `bodies`): quickest job types
+        first, so that as many records as possible finish within the invocation and fewer are
+        handed back for lack of time. Records the worker cannot parse come first (they cost no
+        time)."""
+
+        def timeout(index: int) -> float:
+            try:
+                job_type = self._registry.get(JobMessage.from_body(bodies[index]).type)
+            except PoisonMessageError:
+                return 0.0
+            return job_type.policy.timeout if job_type is not None else 0.0
+
+        return sorted(range(len(bodies)), key=timeout)
+
     def process(self, record: QueueRecord, remaining_ms: Callable[[], int]) -> None:
         try:
             message = JobMessage.from_body(record.body)
@@ -102,16 +126,15 @@ class Worker:
         try:
             job_type = self._registry.get_type(message.type)
         except UnknownJobTypeError as unknown:
-            self._dead_letter_poison(record, unknown, message)
+            self._unknown_type(record, message, unknown)
             return
 
         budget = remaining_ms() - self._margin_ms
         if budget < job_type.policy.timeout * 1000:
             # Not enough time left in this invocation: hand it back unstarted (no attempt counted)
             # and visible at once, for the next invocation.
-            self._queue.change_visibility(record.receipt_handle, 0)
-            logger.info("handed back: not enough time left", job_id=message.job_id)
-            raise RecordNotDoneError(f"job {message.job_id} handed back unstarted")
+            self._hand_back(record, message, 0, "not enough time left in this invocation")
+            return
 
         try:
             response = self._run_once(message=message.as_payload())
@@ -121,8 +144,12 @@ class Worker:
             )
             return
         except (IdempotencyAlreadyInProgressError, IdempotencyInconsistentStateError):
-            logger.info("duplicate delivery while the job is running", job_id=message.job_id)
-            raise RecordNotDoneError(f"job {message.job_id} is already running") from None
+            # Back when the running attempt's lease ends: by then it has finished, or died.
+            running = self.persistence.refused(message.job_id)
+            lease = running.lease_expires_at if running and running.lease_expires_at else 0
+            wait = max(0, lease - self._now_ms()) / 1000 + 1
+            self._hand_back(record, message, wait, "duplicate delivery while the job is running")
+            return
         except IdempotencyPersistenceLayerError as error:
             cause = error.__cause__
             if isinstance(cause, IllegalTransitionError) and cause.current is None:
@@ -133,8 +160,13 @@ class Worker:
             if isinstance(cause, AttemptsExhaustedError):
                 self._abandon(record, message, ErrorInfo("AttemptsExhaustedError", str(cause)))
                 return
+            if isinstance(cause, RetryNotDueError):
+                wait = (cause.due_ms - self._now_ms()) / 1000
+                self._hand_back(record, message, wait, "its retry is not due yet")
+                return
             logger.warning("job store unavailable; the record will be retried", exc_info=error)
-            raise RecordNotDoneError(str(cause or error)) from error
+            self._hand_back(record, message, STORE_UNAVAILABLE_DELAY_SECONDS, str(cause or error))
+            return
 
         self._settle(record, message, response)
 
@@ -146,9 +178,8 @@ class Worker:
         if outcome == Outcome.SUCCEEDED:
             return
         if outcome == Outcome.RETRY:
-            delay = int(response["delay_seconds"])
-            self._queue.change_visibility(record.receipt_handle, min(delay, MAX_VISIBILITY_SECONDS))
-            raise RecordNotDoneError(f"job {message.job_id} will be retried in {delay} s")
+            self._hand_back(record, message, float(response["delay_seconds"]), "will be retried")
+            return
         if response.get("dead_lettered"):
             error = response.get("error") or {}
             self._send_to_dlq(
@@ -158,6 +189,63 @@ class Worker:
                 ErrorInfo(error.get("type", "JobFailed"), error.get("message", "")),
                 attempts=response.get("attempt"),
             )
+
+    # --- records that stay for later -----------------------------------------------------------
+
+    def _hand_back(
+        self, record: QueueRecord, message: JobMessage, delay_seconds: float, why: str
+    ) -> None:
+        """Leave the record's job for later, `delay_seconds` from now, without using up the
+        receives SQS counts towards dead-lettering.
+
+        Every receive counts, and SQS moves a message to the DLQ after `maxReceiveCount` of them
+        whatever the reason. So once a record has been received `resend_from_receive` times, it
+        is replaced by a fresh copy of its message (a new message, received 0 times, delayed
+        by up to 15 minutes; a retry that arrives early is handed back again until it is due),
+        and the record itself is done. Before that, it is hidden for the delay and reported
+        as a batch item failure. The receives left above that threshold are for what the
+        worker cannot see: Lambda's throttles and crashed invocations."""
+        # Rounded down: a retry arriving under a second early still starts (the store allows
+        # EARLY_START_TOLERANCE_MS).
+        delay = max(0, int(delay_seconds))
+        if record.receive_count >= self._resend_from:
+            try:
+                self._queue.send(record.body, delay_seconds=min(delay, MAX_DELAY_SECONDS))
+            except JobError:
+                logger.warning("could not re-send a fresh copy; hiding the record instead")
+            else:
+                logger.info(
+                    f"handed back as a fresh message: {why}",
+                    job_id=message.job_id,
+                    receive_count=record.receive_count,
+                )
+                return
+        self._queue.change_visibility(record.receipt_handle, min(delay, self._max_visibility))
+        logger.info(f"handed back: {why}", job_id=message.job_id, delay_seconds=delay)
+        raise RecordNotDoneError(f"job {message.job_id} handed back: {why}")
+
+    def _unknown_type(
+        self, record: QueueRecord, message: JobMessage, unknown: UnknownJobTypeError
+    ) -> None:
+        """A job type this worker does not know. During a deploy the submit function may know a
+        new type before the worker does: the job waits (handed back with backoff) for a grace
+        period from its last change before it is failed as poison."""
+        job = self._store.get(message.job_id)
+        if job is None:
+            self._dead_letter_poison(record, unknown, message)
+            return
+        if job.is_terminal:
+            logger.info("dropped a message of a finished job of an unknown type")
+            return
+        waited_ms = self._now_ms() - job.updated_at
+        left_s = self._unknown_type_grace_s - waited_ms / 1000
+        if left_s <= 0:
+            self._dead_letter_poison(record, unknown, message)
+            return
+        backoff = min(UNKNOWN_TYPE_MAX_BACKOFF_SECONDS, 2 ** max(0, record.receive_count - 1) * 5)
+        self._hand_back(
+            record, message, min(backoff, left_s), f"job type {message.type!r} is not known yet"
+        )
 
     # --- the run itself (wrapped by Powertools idempotency) -------------------------------------
 
