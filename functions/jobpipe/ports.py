@@ -97,10 +97,22 @@ class JobStore(ABC):
 
     @abstractmethod
     def abandon(
-        self, job_id: str, *, error: ErrorInfo, now_ms: int, lease_expires_at: int | None = None
+        self,
+        job_id: str,
+        *,
+        error: ErrorInfo,
+        now_ms: int,
+        lease_expires_at: int | None = None,
+        dead_letter_sent: bool = False,
     ) -> Job:
         """ABANDON: any non-terminal → failed and dead-lettered (the job can never run). With
-        `lease_expires_at`, only the running attempt holding that very lease."""
+        `lease_expires_at`, only the running attempt holding that very lease. With
+        `dead_letter_sent`, the DLQ already holds its message (SQS moved it there)."""
+
+    @abstractmethod
+    def mark_dead_letter_sent(self, job_id: str, *, replays: int) -> None:
+        """Record that the DLQ holds the message of this dead-lettering of the job (the one of
+        its `replays`-th replay). Does nothing if the job moved on since."""
 
     @abstractmethod
     def replay(self, job_id: str, *, now_ms: int) -> Job:

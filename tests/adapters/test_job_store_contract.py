@@ -102,6 +102,34 @@ def test_every_transition_keeps_the_job_for_the_retention_after_it(store: JobSto
     assert store.get(job.job_id) == replayed
 
 
+def test_a_dead_lettering_is_marked_sent_once_and_a_replay_clears_the_mark(
+    store: JobStore,
+) -> None:
+    # Given a job failed and dead-lettered
+    job = new_job()
+    store.create(job)
+    store.fail(started(store, job), error=BOOM, dead_lettered=True, now_ms=NOW)
+    # When its DLQ copy is recorded as sent
+    store.mark_dead_letter_sent(job.job_id, replays=0)
+    # Then the job says so; a mark for another dead-lettering (another replay count) is ignored
+    marked = store.get(job.job_id)
+    assert marked is not None and marked.dead_letter_sent is True
+    replayed = store.replay(job.job_id, now_ms=NOW + 1)
+    assert replayed.dead_letter_sent is False
+    store.mark_dead_letter_sent(job.job_id, replays=0)
+    assert store.get(job.job_id) == replayed
+
+
+def test_an_abandon_may_record_that_sqs_dead_lettered_the_message_itself(
+    store: JobStore,
+) -> None:
+    job = new_job()
+    store.create(job)
+    abandoned = store.abandon(job.job_id, error=BOOM, now_ms=NOW, dead_letter_sent=True)
+    assert (abandoned.dead_lettered, abandoned.dead_letter_sent) == (True, True)
+    assert store.get(job.job_id) == abandoned
+
+
 def test_create_never_overwrites(store: JobStore) -> None:
     job = new_job()
     store.create(job)

@@ -59,19 +59,21 @@ class Fixture:
         assert stored is not None
         return stored
 
-    def dead_letter(self, job: Job, error_type: str = "TransientJobError") -> None:
+    def dead_letter(
+        self, job: Job, error_type: str = "TransientJobError", replays: int | None = None
+    ) -> None:
         """The message the worker sends to the DLQ when attempts run out."""
-        self.queue.send_to_dlq(
-            job.message().to_body(),
-            {
-                "job_id": job.job_id,
-                "job_type": job.type,
-                "error_type": error_type,
-                "error_message": "boom",
-                "source_message_id": "m-1",
-                "attempts": str(job.attempts),
-            },
-        )
+        attributes = {
+            "job_id": job.job_id,
+            "job_type": job.type,
+            "error_type": error_type,
+            "error_message": "boom",
+            "source_message_id": "m-1",
+            "attempts": str(job.attempts),
+        }
+        if replays is not None:
+            attributes["replays"] = str(replays)
+        self.queue.send_to_dlq(job.message().to_body(), attributes)
 
     def jobs_queue_bodies(self) -> list[dict[str, Any]]:
         messages = self.aws.sqs.receive_message(
@@ -186,6 +188,71 @@ def test_a_running_job_whose_runner_died_is_replayed_with_fresh_attempts(fx: Fix
     assert [o.action for o in fx.dlq.replay().outcomes] == [Action.REPLAYED]
     replayed = fx.stored(job)
     assert replayed.status is JobStatus.PENDING and replayed.prior_attempts == 1
+
+
+def test_a_replay_never_fails_an_attempt_a_worker_started_after_it_looked(
+    fx: Fixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a job whose runner died (lease expired), its message moved to the DLQ by SQS
+    job = fx.job(JobStatus.RUNNING)
+    fx.aws.sqs.send_message(QueueUrl=fx.aws.dlq_url, MessageBody=job.message().to_body())
+    fx.dlq = DeadLetterQueue(
+        fx.aws.sqs,
+        fx.store,
+        dlq_url=fx.aws.dlq_url,
+        queue_url=fx.aws.queue_url,
+        clock=lambda: time.time() + 3600,
+        wait_seconds=0,
+    )
+    # And a worker that starts it again (a new lease) right after the replay read it
+    read = fx.store.get
+    restarted: list[Job] = []
+
+    def read_then_restart(job_id: str) -> Job | None:
+        seen = read(job_id)
+        if not restarted:
+            restarted.append(
+                fx.store.start(
+                    job_id,
+                    payload_hash=job.payload_hash,
+                    lease_expires_at=int(time.time() * 1000) + 7_200_000,
+                    now_ms=int(time.time() * 1000) + 3_600_000,
+                )
+            )
+        return seen
+
+    monkeypatch.setattr(fx.store, "get", read_then_restart)
+    # When the DLQ is replayed
+    outcomes = fx.dlq.replay().outcomes
+    # Then the worker's attempt goes on: the job is still running it, not failed and reset
+    stored = read(job.job_id)
+    assert stored is not None
+    assert (stored.status, stored.attempts) == (JobStatus.RUNNING, 2)
+    assert stored.lease_expires_at == restarted[0].lease_expires_at
+    assert [o.action for o in outcomes] == [Action.BUSY]
+
+
+def test_a_copy_from_before_the_jobs_latest_replay_is_deleted_without_resetting_it(
+    fx: Fixture,
+) -> None:
+    # Given a job dead-lettered, replayed, and dead-lettered again, with a stale copy from its
+    # first dead-lettering still in the DLQ beside the current one
+    job = fx.job(JobStatus.FAILED)
+    fx.dead_letter(job, replays=0)
+    fx.store.replay(job.job_id, now_ms=NOW_MS + 1)
+    fx.aws.sqs.purge_queue(QueueUrl=fx.aws.queue_url)
+    running = fx.store.start(
+        job.job_id, payload_hash=job.payload_hash, lease_expires_at=NOW_MS + 5, now_ms=NOW_MS + 2
+    )
+    fx.store.fail(running, error=BOOM, dead_lettered=True, now_ms=NOW_MS + 3)
+    fx.dead_letter(job, replays=1)
+    # When the DLQ is replayed
+    outcomes = fx.dlq.replay().outcomes
+    # Then the stale copy is only deleted, the current one replays the job once, and the DLQ
+    # is empty
+    assert sorted(o.action for o in outcomes) == sorted([Action.STALE, Action.REPLAYED])
+    assert fx.stored(job).replays == 2
+    assert fx.dlq.list_messages() == []
 
 
 def test_a_message_with_no_job_is_left_in_the_dlq(fx: Fixture) -> None:

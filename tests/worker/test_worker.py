@@ -202,6 +202,64 @@ def test_exhausted_attempts_fail_the_job_and_send_it_to_the_dlq_with_the_error(
     assert json.loads(dead["Body"])["job_id"] == job_id
 
 
+def settle(pipeline: Pipeline, rounds: int = 20) -> None:
+    """Run the worker until the queue is empty, letting time pass for records left for later."""
+    for _ in range(rounds):
+        result = pipeline.poll()
+        if result.received == 0 and pipeline.aws.queue_depth() == 0:
+            return
+        pipeline.clock.advance(120)
+        pipeline.expire_visibility(result)
+        for message in received(pipeline):
+            pipeline.aws.sqs.change_message_visibility(
+                QueueUrl=pipeline.aws.queue_url,
+                ReceiptHandle=message["ReceiptHandle"],
+                VisibilityTimeout=0,
+            )
+
+
+def test_a_dead_lettered_job_delivered_many_times_is_in_the_dlq_once(pipeline: Pipeline) -> None:
+    # Given a job that fails every attempt, and three more copies of its message (a producer
+    # retrying, SQS delivering twice)
+    job_id = pipeline.submit("flaky-fast", {"fail_times": 9})
+    body = JobMessage(job_id, "flaky-fast", {"fail_times": 9}).to_body()
+    for _ in range(3):
+        send_raw(pipeline, body)
+    # When every message has been processed
+    settle(pipeline)
+    # Then the job was dead-lettered once, and the DLQ holds one copy of its message
+    job = pipeline.job(job_id)
+    assert (job.status, job.dead_lettered, job.attempts) == (JobStatus.FAILED, True, 3)
+    assert len(pipeline.aws.dlq_messages()) == 1
+    assert pipeline.aws.queue_depth() == 0
+
+
+def test_a_dead_letter_whose_send_failed_is_sent_once_by_a_later_delivery(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobpipe.errors import QueueError
+
+    # Given a job on its last attempt, and a DLQ that refuses the first send
+    job_id = pipeline.submit("flaky-fast", {"fail_times": 9})
+    send = pipeline.queue.send_to_dlq
+    failures = [QueueError("SQS SendMessage failed: ServiceUnavailable")]
+
+    def flaky_send(body: str, attributes: dict[str, str]) -> str:
+        if failures and attributes.get("attempts") == "3":
+            raise failures.pop()
+        return send(body, attributes)
+
+    monkeypatch.setattr(pipeline.queue, "send_to_dlq", flaky_send)
+    # When the worker dead-letters it, and the record comes back later
+    settle(pipeline)
+    # Then the DLQ holds exactly one copy, and the job says so
+    assert failures == []
+    (dead,) = pipeline.aws.dlq_messages()
+    assert dead["MessageAttributes"]["replays"]["StringValue"] == "0"
+    job = pipeline.job(job_id)
+    assert (job.status, job.dead_lettered, job.dead_letter_sent) == (JobStatus.FAILED, True, True)
+
+
 def test_a_record_that_cannot_finish_in_the_remaining_time_is_handed_back_unstarted(
     pipeline: Pipeline,
 ) -> None:

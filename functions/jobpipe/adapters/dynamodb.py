@@ -11,6 +11,7 @@ to send, parse and check on the hot path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -40,6 +41,7 @@ PK = TOPOLOGY.table.partition_key
 TTL = TOPOLOGY.table.ttl_attribute
 LEASE = TOPOLOGY.table.lease_index_sort_key
 PENDING_SINCE = TOPOLOGY.table.pending_index_sort_key
+DLQ_SENT = "dlq_sent"
 # Pages of an index query: small, since the reaper claims each job it reads with a write.
 QUERY_PAGE = 50
 KEY_RETENTION_SECONDS = 24 * 3600
@@ -106,6 +108,8 @@ def job_to_item(job: Job) -> Item:
         "dead_lettered": {"BOOL": job.dead_lettered},
         "replays": _n(job.replays),
     }
+    if job.dead_letter_sent:
+        item[DLQ_SENT] = {"BOOL": True}
     if job.status is JobStatus.PENDING:
         # Puts the job in the reaper's pending index until a START takes it out.
         item[PENDING_SINCE] = _n(job.updated_at)
@@ -192,6 +196,7 @@ def item_to_job(item: Item) -> Job:
         result=json.loads(result) if result is not None else None,
         error=ErrorInfo(error_type, s("error_message") or "") if error_type else None,
         dead_lettered=item.get("dead_lettered", {}).get("BOOL", False),
+        dead_letter_sent=item.get(DLQ_SENT, {}).get("BOOL", False),
         replays=n("replays") or 0,
         prior_attempts=n("prior_attempts") or 0,
     )
@@ -406,20 +411,45 @@ class DynamoDBJobStore(JobStore):
         )
 
     def abandon(
-        self, job_id: str, *, error: ErrorInfo, now_ms: int, lease_expires_at: int | None = None
+        self,
+        job_id: str,
+        *,
+        error: ErrorInfo,
+        now_ms: int,
+        lease_expires_at: int | None = None,
+        dead_letter_sent: bool = False,
     ) -> Job:
         condition = _status_condition(ABANDON)
         values = _failed_values(ABANDON, error, True, now_ms, self._expires(now_ms))
+        update = _FAILED_UPDATE
+        if dead_letter_sent:
+            update += f", {DLQ_SENT} = :true "
+            values[":true"] = {"BOOL": True}
         if lease_expires_at is not None:
             condition += " AND lease_expires_at = :lease"
             values[":lease"] = _n(lease_expires_at)
         return self._update(
             job_id,
             ABANDON,
-            update=_FAILED_UPDATE + f"REMOVE lease_expires_at, {PENDING_SINCE}",
+            update=update + f"REMOVE lease_expires_at, {PENDING_SINCE}",
             condition=condition,
             values=values,
         )
+
+    def mark_dead_letter_sent(self, job_id: str, *, replays: int) -> None:
+        # Refused when the job was replayed (or is gone) since: nothing to mark.
+        with contextlib.suppress(IllegalTransitionError):
+            self._write(
+                job_id,
+                "mark_dead_letter_sent",
+                update=f"SET {DLQ_SENT} = :true",
+                condition="#status = :failed AND dead_lettered = :true AND replays = :replays",
+                values={
+                    ":failed": _s(JobStatus.FAILED),
+                    ":true": {"BOOL": True},
+                    ":replays": _n(replays),
+                },
+            )
 
     def replay(self, job_id: str, *, now_ms: int) -> Job:
         return self._update(
@@ -430,7 +460,7 @@ class DynamoDBJobStore(JobStore):
                 "attempts, attempts = :zero, replays = if_not_exists(replays, :zero) + :one, "
                 f"dead_lettered = :false, updated_at = :now, {PENDING_SINCE} = :now, "
                 f"{TTL} = :exp "
-                "REMOVE error_type, error_message, started_at, lease_expires_at"
+                f"REMOVE error_type, error_message, started_at, lease_expires_at, {DLQ_SENT}"
             ),
             condition=_status_condition(REPLAY),
             values={

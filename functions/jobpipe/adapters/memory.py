@@ -157,7 +157,13 @@ class InMemoryJobStore(JobStore):
         )
 
     def abandon(
-        self, job_id: str, *, error: ErrorInfo, now_ms: int, lease_expires_at: int | None = None
+        self,
+        job_id: str,
+        *,
+        error: ErrorInfo,
+        now_ms: int,
+        lease_expires_at: int | None = None,
+        dead_letter_sent: bool = False,
     ) -> Job:
         abandoned = self._apply(
             job_id,
@@ -169,10 +175,23 @@ class InMemoryJobStore(JobStore):
                 dead_lettered=True,
                 now_ms=now_ms,
                 expires_at=self._expires(now_ms),
+                dead_letter_sent=dead_letter_sent,
             ),
         )
         self.pending_since.pop(job_id, None)
         return abandoned
+
+    def mark_dead_letter_sent(self, job_id: str, *, replays: int) -> None:
+        with self._lock:
+            self.writes += 1
+            job = self.jobs.get(job_id)
+            if job is None or (job.status, job.dead_lettered, job.replays) != (
+                JobStatus.FAILED,
+                True,
+                replays,
+            ):
+                return
+            self.jobs[job_id] = replace(job, dead_letter_sent=True)
 
     def replay(self, job_id: str, *, now_ms: int) -> Job:
         replayed = self._apply(

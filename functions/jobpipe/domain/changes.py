@@ -58,10 +58,19 @@ def retrying(
     )
 
 
-def failed(job: Job, *, error: ErrorInfo, dead_lettered: bool, now_ms: int, expires_at: int) -> Job:
+def failed(
+    job: Job,
+    *,
+    error: ErrorInfo,
+    dead_lettered: bool,
+    now_ms: int,
+    expires_at: int,
+    dead_letter_sent: bool = False,
+) -> Job:
     return replace(
         job,
         expires_at=expires_at,
+        dead_letter_sent=dead_letter_sent,
         status=JobStatus.FAILED,
         error=error,
         dead_lettered=dead_lettered,
@@ -81,6 +90,7 @@ def replayed(job: Job, *, now_ms: int, expires_at: int) -> Job:
         attempts=0,
         replays=job.replays + 1,
         dead_lettered=False,
+        dead_letter_sent=False,
         updated_at=now_ms,
         error=None,
         completed_at=None,

@@ -93,6 +93,9 @@ class Job:
     result: Any = None
     error: ErrorInfo | None = None
     dead_lettered: bool = False
+    # Whether the DLQ holds this job's message for its current dead-lettering: a redelivery of a
+    # dead-lettered job sends a copy only when it does not (one DLQ entry per dead-lettering).
+    dead_letter_sent: bool = False
     replays: int = 0
     prior_attempts: int = 0
 

@@ -59,6 +59,7 @@ class Action(StrEnum):
     REQUEUED = "requeued"  # job was not terminal (e.g. moved by SQS): message sent back as is
     ALREADY_SUCCEEDED = "already_succeeded"  # nothing to run: the message is only deleted
     BUSY = "busy"  # the job is running right now: left in the DLQ
+    STALE = "stale"  # a copy from before the job's latest replay: only deleted
     UNREPLAYABLE = "unreplayable"  # no job behind the message (poison): left in the DLQ
 
 
@@ -76,6 +77,9 @@ class DeadLetter:
     attempts: int | None
     sent_at_ms: int
     receive_count: int
+    # Which dead-lettering of the job this copy is (its replay count then); None when SQS moved
+    # the message itself.
+    replays: int | None = None
 
     @classmethod
     def from_message(cls, message: MessageTypeDef) -> DeadLetter:
@@ -92,6 +96,7 @@ class DeadLetter:
         except InvalidJobIdError:
             job_id = None
         attempts = _attribute(attributes, "attempts")
+        replays = _attribute(attributes, "replays")
         return cls(
             message_id=message["MessageId"],
             receipt_handle=message["ReceiptHandle"],
@@ -104,6 +109,7 @@ class DeadLetter:
             attempts=int(attempts) if attempts and attempts.isdigit() else None,
             sent_at_ms=int(system.get("SentTimestamp", "0") or 0),
             receive_count=int(system.get("ApproximateReceiveCount", "0") or 0),
+            replays=int(replays) if replays and replays.isdigit() else None,
         )
 
     def age_seconds(self, now: float) -> float:
@@ -339,12 +345,22 @@ class DeadLetterQueue:
             if not dry_run:
                 self._delete(letter)
             return self._outcome(letter, Action.ALREADY_SUCCEEDED, "deleted"), not dry_run
+        if letter.replays is not None and letter.replays < job.replays:
+            # The job was replayed since this copy was made: another copy (or the replay) is
+            # its current one. Replaying this too would reset the job's newer state.
+            if not dry_run:
+                self._delete(letter)
+            detail = f"copy from before replay {job.replays}; deleted"
+            return self._outcome(letter, Action.STALE, detail), not dry_run
         if self._is_busy(job):
             return self._outcome(letter, Action.BUSY, "the job is running"), False
         action = Action.REPLAYED if self._needs_reset(job) else Action.REQUEUED
         if dry_run:
             return self._outcome(letter, action, _describe(job)), False
         job = self._reset(job)
+        if self._is_busy(job):
+            # A worker started the job while this replay looked at it: its attempt goes on.
+            return self._outcome(letter, Action.BUSY, "the job started meanwhile"), False
         # Send before delete: interrupted here, the message is in both queues, which is harmless.
         self._sqs.send_message(QueueUrl=self.queue_url, MessageBody=job.message().to_body())
         self._delete(letter)
@@ -379,7 +395,15 @@ class DeadLetterQueue:
         """Make the job startable again with a fresh set of attempts (no-op when it is)."""
         if job.status is JobStatus.RUNNING:
             try:
-                job = self._store.abandon(job.job_id, error=ABANDONED, now_ms=self._now_ms())
+                # Only the attempt whose runner died (the lease this replay saw): a worker that
+                # started the job since holds a new lease, and its attempt is left alone.
+                job = self._store.abandon(
+                    job.job_id,
+                    error=ABANDONED,
+                    now_ms=self._now_ms(),
+                    lease_expires_at=job.lease_expires_at,
+                    dead_letter_sent=True,
+                )
             except IllegalTransitionError as refused:
                 job = refused.job or job
         if job.status is JobStatus.FAILED:

@@ -148,8 +148,13 @@ class Reaper:
         return Action.REQUEUED
 
     def _abandon(self, stuck: StuckJob) -> Action:
+        # SQS itself moved the message to the DLQ: no copy is to be sent.
         job = self._store.abandon(
-            stuck.job_id, error=CUT_OFF, now_ms=self._now_ms(), lease_expires_at=stuck.since
+            stuck.job_id,
+            error=CUT_OFF,
+            now_ms=self._now_ms(),
+            lease_expires_at=stuck.since,
+            dead_letter_sent=True,
         )
         metrics.add_metric(TOPOLOGY.metrics.failed, "Count", 1)
         metrics.add_metric(TOPOLOGY.metrics.dead_lettered, "Count", 1)

@@ -99,6 +99,9 @@ class JobItemPersistenceLayer(BasePersistenceLayer):
             response: dict[str, Any] = {"outcome": job.status.value, "attempt": job.attempts}
             if job.status is JobStatus.FAILED:
                 response["dead_lettered"] = job.dead_lettered
+                response["dead_letter_sent"] = job.dead_letter_sent
+                response["replays"] = job.replays
+                response["failed_at"] = job.updated_at
                 if job.error:
                     response["error"] = {"type": job.error.type, "message": job.error.message}
             return DataRecord(

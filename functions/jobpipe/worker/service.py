@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 
 from jobpipe.domain.job import ErrorInfo, Job, JobMessage, stored_size
 from jobpipe.domain.registry import JobContext, JobType, Registry
+from jobpipe.domain.states import JobStatus
 from jobpipe.errors import (
     AttemptsExhaustedError,
     IllegalTransitionError,
@@ -53,6 +54,18 @@ class RecordNotDoneError(JobError):
 
 
 @dataclass(frozen=True)
+class DeadLettering:
+    """A job's dead-lettering, as a record of the job finds it."""
+
+    error: ErrorInfo
+    attempts: int
+    replays: int
+    failed_at_ms: int
+    already_sent: bool  # the DLQ holds its message
+    by_this_record: bool  # this very record's run (or abandon) dead-lettered the job
+
+
+@dataclass(frozen=True)
 class QueueRecord:
     """What the worker needs of an SQS record."""
 
@@ -79,6 +92,8 @@ class Worker:
         self._resend_from = resend_from_receive
         self._unknown_type_grace_s = unknown_type_grace_seconds
         self._max_visibility = TOPOLOGY.max_backoff_visibility_seconds()
+        # The invocation that dead-lettered a job has ended after this long.
+        self._dead_letter_window_ms = TOPOLOGY.worker.timeout_seconds * 1000
         self._store = store
         self._queue = queue
         self._registry = registry
@@ -182,12 +197,17 @@ class Worker:
             return
         if response.get("dead_lettered"):
             error = response.get("error") or {}
-            self._send_to_dlq(
+            self._dead_letter(
                 record,
-                message.job_id,
-                message.type,
-                ErrorInfo(error.get("type", "JobFailed"), error.get("message", "")),
-                attempts=response.get("attempt"),
+                message,
+                DeadLettering(
+                    error=ErrorInfo(error.get("type", "JobFailed"), error.get("message", "")),
+                    attempts=int(response.get("attempt") or 0),
+                    replays=int(response.get("replays") or 0),
+                    failed_at_ms=int(response.get("failed_at") or self._now_ms()),
+                    already_sent=bool(response.get("dead_letter_sent")),
+                    by_this_record=not response.get("duplicate"),
+                ),
             )
 
     # --- records that stay for later -----------------------------------------------------------
@@ -258,7 +278,10 @@ class Worker:
             result = self._call(job_type, job, JobContext(job.job_id, attempt, job.max_attempts))
         except Exception as exc:  # noqa: BLE001  (job code may raise anything; the policy decides)
             metrics.add_metric(TOPOLOGY.metrics.duration, "Milliseconds", _ms_since(started))
-            return self._failure(job_type, attempt, job.max_attempts, exc)
+            return {
+                **self._failure(job_type, attempt, job.max_attempts, exc),
+                "replays": job.replays,
+            }
         metrics.add_metric(TOPOLOGY.metrics.duration, "Milliseconds", _ms_since(started))
         metrics.add_metric(TOPOLOGY.metrics.succeeded, "Count", 1)
         return {"outcome": Outcome.SUCCEEDED, "attempt": attempt, "result": result}
@@ -332,12 +355,59 @@ class Worker:
         )
 
     def _abandon(self, record: QueueRecord, message: JobMessage, error: ErrorInfo) -> None:
+        """Fail a job that can never run (dead-lettered), and dead-letter its message once."""
         try:
             job = self._store.abandon(message.job_id, error=error, now_ms=self._now_ms())
             log_transition(job, "abandon")
-        except IllegalTransitionError:
-            pass  # already terminal (or gone): nothing to fail
-        self._send_to_dlq(record, message.job_id, message.type, error)
+            by_this_record = True
+        except IllegalTransitionError as refused:
+            if refused.current is None:
+                # No job (any more): the message is all there is.
+                self._send_to_dlq(record, message.job_id, message.type, error)
+                return
+            job = refused.job
+            if job is None or job.status is not JobStatus.FAILED or not job.dead_lettered:
+                logger.info("dropped a message of a job that ended", job_id=message.job_id)
+                return
+            by_this_record = False
+        self._dead_letter(
+            record,
+            message,
+            DeadLettering(
+                error=job.error or error,
+                attempts=job.attempts,
+                replays=job.replays,
+                failed_at_ms=job.updated_at,
+                already_sent=job.dead_letter_sent,
+                by_this_record=by_this_record,
+            ),
+        )
+
+    def _dead_letter(self, record: QueueRecord, message: JobMessage, dead: DeadLettering) -> None:
+        """Send a dead-lettered job's message to the DLQ: once per dead-lettering, however often
+        the job's messages are delivered (a redelivery, a producer's duplicate).
+
+        The record whose run dead-lettered the job sends the copy, then marks the job. Another
+        record of the job sends one only if the job is not marked and its dead-lettering is
+        older than an invocation (so that run has ended: its send failed, or it died); until
+        then it is handed back. If the mark itself fails, a later delivery may send a second
+        copy; a replay recognises it by the job's replay count and only deletes it."""
+        if dead.already_sent:
+            logger.info("the DLQ already holds this job's message", job_id=message.job_id)
+            return
+        if not dead.by_this_record:
+            age_ms = self._now_ms() - dead.failed_at_ms
+            if age_ms < self._dead_letter_window_ms:
+                wait = (self._dead_letter_window_ms - age_ms) / 1000 + 1
+                self._hand_back(record, message, wait, "its dead-lettering may be under way")
+                return
+        self._send_to_dlq(
+            record, message.job_id, message.type, dead.error, dead.attempts, dead.replays
+        )
+        try:
+            self._store.mark_dead_letter_sent(message.job_id, replays=dead.replays)
+        except JobError:
+            logger.warning("could not mark the job's dead letter as sent", job_id=message.job_id)
 
     def _send_to_dlq(
         self,
@@ -346,6 +416,7 @@ class Worker:
         job_type: str,
         error: ErrorInfo,
         attempts: int | None = None,
+        replays: int | None = None,
     ) -> None:
         # If this send fails the record stays on the queue, and its next delivery converges
         # here again (the job is already marked): nothing is lost.
@@ -358,6 +429,9 @@ class Worker:
         }
         if attempts is not None:
             attributes["attempts"] = str(attempts)
+        if replays is not None:
+            # Which dead-lettering of the job this copy is (a replay skips older ones).
+            attributes["replays"] = str(replays)
         try:
             self._queue.send_to_dlq(record.body, attributes)
         except JobError as failed:
