@@ -119,6 +119,10 @@ class JobpipeStack(Stack):
         )
         queues.queue.grant(submit, *allowed.submit_queue)
         queues.queue.grant(reaper, *allowed.reaper_queue)
+        # CloudWatch GetMetricData has no resource-level permissions (acknowledged below).
+        iam.Grant.add_to_principal(
+            grantee=reaper, actions=list(allowed.reaper_metrics), resource_arns=["*"]
+        )
         # The reaper is reached by this schedule only: no route of the API leads to it.
         events.Rule(
             self,

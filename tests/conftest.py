@@ -39,13 +39,16 @@ class Aws:
     sqs: Any
 
     def queue_depth(self, url: str | None = None) -> int:
+        """Every message in the queue: visible, in flight, and delayed."""
         attributes = self.sqs.get_queue_attributes(
             QueueUrl=url or self.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
         )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(
-            attributes["ApproximateNumberOfMessagesNotVisible"]
-        )
+        return sum(int(value) for value in attributes.values())
 
     def dlq_messages(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []

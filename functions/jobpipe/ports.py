@@ -151,3 +151,8 @@ class JobQueue(Protocol):
     def change_visibility(self, receipt_handle: str, seconds: int) -> None:
         """Hide (or show, with 0) a received jobs-queue message."""
         ...
+
+    def oldest_message_age_seconds(self) -> float | None:
+        """How long the oldest message in the jobs queue has waited (0 when it holds none; None
+        when the queue cannot say). Costs no write."""
+        ...

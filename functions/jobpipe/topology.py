@@ -12,26 +12,73 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class IndexShape:
+    """One global secondary index of the jobs table, as both the CDK stack and the local stack
+    declare it."""
+
+    name: str
+    partition_key: str
+    sort_key: str
+    sort_key_type: str  # "S" or "N"
+    projection: str  # "KEYS_ONLY", "INCLUDE" or "ALL"
+    non_key_attributes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TableShape:
+    """The jobs table's schema: `infra/components/table.py` and `jobpipe.local.resources` both
+    build the table from `indexes()`, so the deployed and the local table cannot drift."""
+
     partition_key: str = "pk"
     ttl_attribute: str = "expires_at"
     # Owner-scoped listing without a scan: jobs of one caller, sorted by job id (time-sortable).
+    # Keys only: written once per job, when it is created (the listing reads the items).
     owner_index: str = "by_owner"
     owner_index_partition_key: str = "owner"
     owner_index_sort_key: str = "pk"
-    # The reaper's two sparse indexes, queried per job type (never a Scan). Only a `running` job
-    # carries `lease_expires_at`, and only a job waiting to start `pending_since` (written at
-    # submit and replay, and by RETRY as the time the retry is due, which is also the job's
+    # The reaper's two sparse indexes (never a Scan). Only a `running` job carries
+    # `lease_expires_at`, and only a job waiting to start `pending_since` (written at submit and
+    # replay, and by RETRY as the time the retry is due, which is also the job's
     # `next_attempt_at`; removed by the START that picks it up), so each index holds just those
     # jobs.
     lease_index: str = "by_lease"
     lease_index_sort_key: str = "lease_expires_at"
     pending_index: str = "by_pending"
     pending_index_sort_key: str = "pending_since"
-    stuck_index_partition_key: str = "type"
+    # Their partition key is `<job type>#<shard>`, the shard taken from the job id: the jobs of
+    # one busy type spread over this many partitions instead of one (a GSI partition takes about
+    # 1,000 writes a second, and a throttled GSI throttles writes to the table itself).
+    stuck_index_partition_key: str = "reap_key"
+    stuck_index_shards: int = 8
     # Projected into the lease index: the reaper tells a job with attempts left from one
     # without, without reading it. Both change only when the lease does, so this costs no write.
     lease_index_attributes: tuple[str, ...] = ("attempts", "max_attempts")
+
+    def indexes(self) -> tuple[IndexShape, ...]:
+        return (
+            IndexShape(
+                self.owner_index,
+                self.owner_index_partition_key,
+                self.owner_index_sort_key,
+                "S",
+                "KEYS_ONLY",
+            ),
+            IndexShape(
+                self.lease_index,
+                self.stuck_index_partition_key,
+                self.lease_index_sort_key,
+                "N",
+                "INCLUDE",
+                self.lease_index_attributes,
+            ),
+            IndexShape(
+                self.pending_index,
+                self.stuck_index_partition_key,
+                self.pending_index_sort_key,
+                "N",
+                "KEYS_ONLY",
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -165,10 +212,12 @@ class Permissions:
     )
     worker_dlq: tuple[str, ...] = ("sqs:SendMessage",)
     # The reaper queries its two indexes (and only them), claims a stuck job with one
-    # conditional UpdateItem, and re-sends its message.
+    # conditional UpdateItem, and re-sends its message; it reads the queue's depth and the age
+    # of its oldest message (SQS's CloudWatch metric) to tell a backlog from a lost message.
     reaper_index: tuple[str, ...] = ("dynamodb:Query",)
     reaper_table: tuple[str, ...] = ("dynamodb:UpdateItem",)
-    reaper_queue: tuple[str, ...] = ("sqs:SendMessage",)
+    reaper_queue: tuple[str, ...] = ("sqs:SendMessage", "sqs:GetQueueAttributes")
+    reaper_metrics: tuple[str, ...] = ("cloudwatch:GetMetricData",)
 
 
 @dataclass(frozen=True)

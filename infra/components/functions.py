@@ -122,8 +122,9 @@ class FunctionFactory(Construct):
         Validations.of(role).acknowledge(
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                reason="X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level "
-                "permissions (added by active tracing).",
+                reason="X-Ray PutTraceSegments/PutTelemetryRecords (added by active tracing) "
+                "and CloudWatch GetMetricData (the reaper reads the queue's age) support no "
+                "resource-level permissions.",
             )
         )
         Validations.of(function).acknowledge(

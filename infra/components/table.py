@@ -28,37 +28,19 @@ class JobsTable(Construct):
             # Job history outlives a `cdk destroy`; delete the table by hand when it must go.
             removal_policy=RemovalPolicy.RETAIN,
         )
-        # Owner-scoped listing (a caller's jobs, newest last) is a Query on this index, never a
-        # Scan. Keys only: a listing reads the few attributes it shows from the items.
-        self.table.add_global_secondary_index(
-            index_name=shape.owner_index,
-            partition_key=dynamodb.Attribute(
-                name=shape.owner_index_partition_key, type=dynamodb.AttributeType.STRING
-            ),
-            sort_key=dynamodb.Attribute(
-                name=shape.owner_index_sort_key, type=dynamodb.AttributeType.STRING
-            ),
-            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
-        )
-        # The reaper's sparse indexes (only running jobs carry the lease, only pending ones
-        # `pending_since`): stuck jobs of one type are a Query, never a Scan.
-        stuck_partition = dynamodb.Attribute(
-            name=shape.stuck_index_partition_key, type=dynamodb.AttributeType.STRING
-        )
-        self.table.add_global_secondary_index(
-            index_name=shape.lease_index,
-            partition_key=stuck_partition,
-            sort_key=dynamodb.Attribute(
-                name=shape.lease_index_sort_key, type=dynamodb.AttributeType.NUMBER
-            ),
-            projection_type=dynamodb.ProjectionType.INCLUDE,
-            non_key_attributes=list(shape.lease_index_attributes),
-        )
-        self.table.add_global_secondary_index(
-            index_name=shape.pending_index,
-            partition_key=stuck_partition,
-            sort_key=dynamodb.Attribute(
-                name=shape.pending_index_sort_key, type=dynamodb.AttributeType.NUMBER
-            ),
-            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
-        )
+        # Every index as `TableShape.indexes()` declares it (the local stack builds the same).
+        for index in shape.indexes():
+            self.table.add_global_secondary_index(
+                index_name=index.name,
+                partition_key=dynamodb.Attribute(
+                    name=index.partition_key, type=dynamodb.AttributeType.STRING
+                ),
+                sort_key=dynamodb.Attribute(
+                    name=index.sort_key, type=_ATTRIBUTE_TYPES[index.sort_key_type]
+                ),
+                projection_type=dynamodb.ProjectionType[index.projection],
+                non_key_attributes=list(index.non_key_attributes) or None,
+            )
+
+
+_ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}

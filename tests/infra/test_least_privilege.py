@@ -17,6 +17,7 @@ BASICS = {
     "logs:CreateLogStream",
     "logs:PutLogEvents",
     "xray:PutTraceSegments",
+    "cloudwatch:GetMetricData",
     "xray:PutTelemetryRecords",
 }
 
@@ -106,7 +107,7 @@ def test_worker_may_only_update_jobs_consume_the_queue_and_dead_letter(
 
 def test_no_role_has_a_managed_policy_or_a_wildcard_action(synthesized: Synthesized) -> None:
     """Given every role, then none has a managed policy or a wildcard action, and `*` resources are
-    only X-Ray's.
+    only for actions that have no resource-level permissions (X-Ray's, CloudWatch's reads).
     """
     for role_id, role in synthesized.resources("AWS::IAM::Role").items():
         assert "ManagedPolicyArns" not in role["Properties"], role_id
@@ -123,12 +124,15 @@ def test_reaper_may_only_query_its_indexes_claim_jobs_and_send_to_the_queue(
     synthesized: Synthesized,
 ) -> None:
     """Given the reaper role, then it may Query only the two stuck-job indexes (never Scan, never
-    the table or the owner index), update jobs, and send to the jobs queue: nothing else."""
+    the table or the owner index), update jobs, send to the jobs queue and read its depth, and
+    read CloudWatch metrics (the queue's oldest-message age): nothing else."""
     table = synthesized.logical_id("Jobs/Table")
     expected = _expected(
         synthesized, "Reaper", table=ALLOWED.reaper_table, queue=ALLOWED.reaper_queue
     )
     for index in (TOPOLOGY.table.lease_index, TOPOLOGY.table.pending_index):
         expected[f"{table}/index/{index}"] = set(ALLOWED.reaper_index)
+    expected["*"] |= set(ALLOWED.reaper_metrics)
     assert _grants(synthesized, "Reaper") == expected
     assert ALLOWED.reaper_index == ("dynamodb:Query",)
+    assert ALLOWED.reaper_metrics == ("cloudwatch:GetMetricData",)

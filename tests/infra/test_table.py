@@ -3,6 +3,8 @@ stuck jobs without a scan."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from aws_cdk.assertions import Match, Template
 
@@ -91,6 +93,31 @@ def test_the_reapers_indexes_are_keyed_by_type_and_the_sparse_time_attributes(
         a["AttributeName"]: a["AttributeType"] for a in table["Properties"]["AttributeDefinitions"]
     }
     assert types[TABLE.lease_index_sort_key] == types[TABLE.pending_index_sort_key] == "N"
+
+
+def test_the_local_table_has_exactly_the_deployed_tables_keys_and_indexes(
+    synthesized: Synthesized,
+) -> None:
+    import boto3
+    from moto import mock_aws
+
+    from jobpipe.local.resources import create_resources
+
+    def shape(table: dict[str, Any]) -> tuple[Any, ...]:
+        indexes = {
+            i["IndexName"]: (i["KeySchema"], i["Projection"])
+            for i in table["GlobalSecondaryIndexes"]
+        }
+        attributes = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+        return table["KeySchema"], attributes, indexes
+
+    # Given the deployed table (the synthesized template) and the one `make local` creates
+    (deployed,) = synthesized.resources("AWS::DynamoDB::Table").values()
+    with mock_aws():
+        create_resources(boto3.client("dynamodb"), boto3.client("sqs"), prefix="same")
+        local = boto3.client("dynamodb").describe_table(TableName="same-jobs")["Table"]
+    # Then keys, attribute types, index keys and projections are the same
+    assert shape(local) == shape(deployed["Properties"])
 
 
 def test_job_history_survives_stack_deletion(synthesized: Synthesized) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from jobpipe.domain.registry import job_type
 from jobpipe.domain.states import JobStatus
 from jobpipe.local.event_source import BatchResult, InvocationKilled
-from jobpipe.ports import StuckJob
+from jobpipe.ports import JobQueue, StuckJob
 from jobpipe.reaper.service import Action, Reaper, ReaperPolicy
 from jobpipe.topology import TOPOLOGY
 from tests.factories import pending_job
@@ -27,9 +27,28 @@ LONG_AFTER = (
 )
 
 
-def reaper_of(pipeline: Pipeline, policy: ReaperPolicy = POLICY) -> Reaper:
+class QueueWithBacklog:
+    """The pipeline's queue, whose oldest message has waited `age` seconds on the test clock.
+    (moto publishes no SQS metrics; the metric's own path is tested with the SQS adapter.)"""
+
+    def __init__(self, queue: Any, age: float) -> None:
+        self._queue = queue
+        self._age = age
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+    def oldest_message_age_seconds(self) -> float:
+        return self._age
+
+
+def reaper_of(pipeline: Pipeline, policy: ReaperPolicy = POLICY, backlog: float = 0.0) -> Reaper:
     return Reaper(
-        pipeline.store, pipeline.queue, pipeline.registry, policy=policy, clock=pipeline.clock
+        pipeline.store,
+        cast(JobQueue, QueueWithBacklog(pipeline.queue, backlog)),
+        pipeline.registry,
+        policy=policy,
+        clock=pipeline.clock,
     )
 
 
@@ -214,6 +233,43 @@ def test_a_job_the_worker_started_after_the_index_read_is_not_requeued(
     assert pipeline.runs(job_id) == 1
 
 
+def test_a_backlog_is_not_mistaken_for_lost_messages(pipeline: Pipeline) -> None:
+    # Given jobs waiting in a backlog: pending past the grace period, their messages in line
+    waiting = [pipeline.submit("counted", {"n": n}) for n in range(3)]
+    pipeline.clock.advance(LONG_AFTER)
+    depth = pipeline.aws.queue_depth()
+    # When the reaper runs while the queue's oldest message has waited as long as they have
+    report = reaper_of(pipeline, backlog=LONG_AFTER).run()
+    # Then it re-sends none of them
+    assert report.actions == {}
+    assert pipeline.aws.queue_depth() == depth
+    # And when their messages are gone (the queue holds nothing), they are stuck
+    lose_messages(pipeline)
+    assert sorted(reaper_of(pipeline).run().of(Action.REQUEUED)) == sorted(waiting)
+
+
+def test_a_busy_types_jobs_spread_over_the_index_shards_and_are_found_oldest_first(
+    pipeline: Pipeline,
+) -> None:
+    # Given 120 jobs of one type waiting since 120 different times, their messages lost
+    ids = []
+    for n in range(120):
+        job = pending_job("counted", {"n": n}, now_ms=int(pipeline.clock() * 1000) + n)
+        pipeline.store.create(job)
+        ids.append(job.job_id)
+    # Then their index entries are spread over the shards: no single hot partition
+    items = pipeline.aws.dynamodb.scan(TableName=pipeline.aws.table_name)["Items"]
+    keys = {i[TOPOLOGY.table.stuck_index_partition_key]["S"] for i in items}
+    assert len(keys) == TOPOLOGY.table.stuck_index_shards
+    assert all(key.startswith("counted#") for key in keys)
+    # And the reaper finds every one of them across the shards, oldest first
+    pipeline.clock.advance(LONG_AFTER)
+    found = list(
+        pipeline.store.pending_before("counted", before_ms=int(pipeline.clock() * 1000), limit=200)
+    )
+    assert [stuck.job_id for stuck in found] == ids
+
+
 def test_the_reaper_queries_its_indexes_and_never_scans(pipeline: Pipeline) -> None:
     # Given stuck jobs of both kinds, and a hook on every DynamoDB request
     died = pipeline.submit("counted")
@@ -276,7 +332,7 @@ def test_a_failed_send_leaves_the_job_to_a_later_run(
     lose_messages(pipeline)
     pipeline.clock.advance(LONG_AFTER)
 
-    def refuse(body: str) -> str:
+    def refuse(body: str, *, delay_seconds: int = 0) -> str:
         raise QueueError("SQS SendMessage failed: ServiceUnavailable")
 
     monkeypatch.setattr(pipeline.queue, "send", refuse)

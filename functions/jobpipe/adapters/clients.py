@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from jobpipe.errors import DeadlineError
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
@@ -78,7 +79,14 @@ def sqs() -> SQSClient:
     return client
 
 
+@cache
+def cloudwatch() -> CloudWatchClient:
+    client: CloudWatchClient = _client("cloudwatch")
+    return client
+
+
 def reset() -> None:
     """Forget cached clients (tests start each mock with fresh clients)."""
     dynamodb.cache_clear()
     sqs.cache_clear()
+    cloudwatch.cache_clear()

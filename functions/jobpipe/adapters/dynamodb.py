@@ -12,8 +12,11 @@ to send, parse and check on the hot path.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import json
 import time
+import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
@@ -42,6 +45,7 @@ TTL = TOPOLOGY.table.ttl_attribute
 LEASE = TOPOLOGY.table.lease_index_sort_key
 PENDING_SINCE = TOPOLOGY.table.pending_index_sort_key
 DLQ_SENT = "dlq_sent"
+REAP_KEY = TOPOLOGY.table.stuck_index_partition_key
 # Pages of an index query: small, since the reaper claims each job it reads with a write.
 QUERY_PAGE = 50
 KEY_RETENTION_SECONDS = 24 * 3600
@@ -107,6 +111,7 @@ def job_to_item(job: Job) -> Item:
         "payload_hash": _s(job.payload_hash),
         "dead_lettered": {"BOOL": job.dead_lettered},
         "replays": _n(job.replays),
+        REAP_KEY: _s(reap_key(job.type, job.job_id)),
     }
     if job.dead_letter_sent:
         item[DLQ_SENT] = {"BOOL": True}
@@ -162,6 +167,11 @@ def result_budget(running: Job, budget: ItemBudget = TOPOLOGY.item) -> int:
     without_result = item_size(job_to_item(done)) - len("null")
     room = budget.item_limit_bytes - budget.reserve_bytes - without_result
     return max(0, min(budget.result_cap_bytes, room))
+
+
+def reap_key(job_type: str, job_id: str, shards: int = TOPOLOGY.table.stuck_index_shards) -> str:
+    """The job's partition in the reaper's indexes: its type and a shard taken from its id."""
+    return f"{job_type}#{zlib.crc32(job_id.encode()) % shards}"
 
 
 def item_to_job(item: Item) -> Job:
@@ -525,7 +535,17 @@ class DynamoDBJobStore(JobStore):
         self, index: str, sort_key: str, job_type: str, before_ms: int, limit: int
     ) -> Iterator[Item]:
         """Items of one job type in a sparse index with a sort key below `before_ms`, oldest
-        first, page by page, at most `limit`."""
+        first across the type's shards, page by page, at most `limit`."""
+        shards = [
+            self._query_shard(index, sort_key, f"{job_type}#{shard}", before_ms, limit)
+            for shard in range(TOPOLOGY.table.stuck_index_shards)
+        ]
+        merged = heapq.merge(*shards, key=lambda item: int(item[sort_key]["N"]))
+        yield from itertools.islice(merged, limit)
+
+    def _query_shard(
+        self, index: str, sort_key: str, key: str, before_ms: int, limit: int
+    ) -> Iterator[Item]:
         start: Item | None = None
         left = limit
         while left > 0:
@@ -536,12 +556,12 @@ class DynamoDBJobStore(JobStore):
                 response = self._client.query(
                     TableName=self._table,
                     IndexName=index,
-                    KeyConditionExpression="#type = :type AND #since < :before",
+                    KeyConditionExpression="#key = :key AND #since < :before",
                     ExpressionAttributeNames={
-                        "#type": TOPOLOGY.table.stuck_index_partition_key,
+                        "#key": TOPOLOGY.table.stuck_index_partition_key,
                         "#since": sort_key,
                     },
-                    ExpressionAttributeValues={":type": _s(job_type), ":before": _n(before_ms)},
+                    ExpressionAttributeValues={":key": _s(key), ":before": _n(before_ms)},
                     Limit=min(left, QUERY_PAGE),
                     **kwargs,
                 )

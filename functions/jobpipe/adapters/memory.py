@@ -285,6 +285,8 @@ class InMemoryJobQueue:
         self.messages: list[SentMessage] = []
         self.dead_letters: list[SentMessage] = []
         self.visibility: dict[str, int] = {}
+        # What `oldest_message_age_seconds` answers (tests set a backlog's age).
+        self.oldest_age: float | None = 0.0
         self.fail_sends = False
         self._ids = itertools.count(1)
 
@@ -302,3 +304,6 @@ class InMemoryJobQueue:
 
     def change_visibility(self, receipt_handle: str, seconds: int) -> None:
         self.visibility[receipt_handle] = seconds
+
+    def oldest_message_age_seconds(self) -> float | None:
+        return self.oldest_age

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobpipe.topology import TOPOLOGY, Topology
 
@@ -39,46 +39,33 @@ def create_resources(
     table = topology.table
     queue = topology.queue
     table_name = f"{prefix}-jobs"
+    key_types = {table.partition_key: "S"}
+    indexes = []
+    for index in table.indexes():
+        key_types.setdefault(index.partition_key, "S")
+        key_types.setdefault(index.sort_key, index.sort_key_type)
+        projection: dict[str, Any] = {"ProjectionType": index.projection}
+        if index.non_key_attributes:
+            projection["NonKeyAttributes"] = list(index.non_key_attributes)
+        indexes.append(
+            {
+                "IndexName": index.name,
+                "KeySchema": [
+                    {"AttributeName": index.partition_key, "KeyType": "HASH"},
+                    {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+                ],
+                "Projection": projection,
+            }
+        )
     dynamodb.create_table(
         TableName=table_name,
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[
-            {"AttributeName": table.partition_key, "AttributeType": "S"},
-            {"AttributeName": table.owner_index_partition_key, "AttributeType": "S"},
-            {"AttributeName": table.stuck_index_partition_key, "AttributeType": "S"},
-            {"AttributeName": table.lease_index_sort_key, "AttributeType": "N"},
-            {"AttributeName": table.pending_index_sort_key, "AttributeType": "N"},
+            {"AttributeName": name, "AttributeType": kind}  # type: ignore[typeddict-item]
+            for name, kind in key_types.items()
         ],
         KeySchema=[{"AttributeName": table.partition_key, "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": table.owner_index,
-                "KeySchema": [
-                    {"AttributeName": table.owner_index_partition_key, "KeyType": "HASH"},
-                    {"AttributeName": table.owner_index_sort_key, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            },
-            {
-                "IndexName": table.lease_index,
-                "KeySchema": [
-                    {"AttributeName": table.stuck_index_partition_key, "KeyType": "HASH"},
-                    {"AttributeName": table.lease_index_sort_key, "KeyType": "RANGE"},
-                ],
-                "Projection": {
-                    "ProjectionType": "INCLUDE",
-                    "NonKeyAttributes": list(table.lease_index_attributes),
-                },
-            },
-            {
-                "IndexName": table.pending_index,
-                "KeySchema": [
-                    {"AttributeName": table.stuck_index_partition_key, "KeyType": "HASH"},
-                    {"AttributeName": table.pending_index_sort_key, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            },
-        ],
+        GlobalSecondaryIndexes=indexes,  # type: ignore[arg-type]
     )
     dynamodb.update_time_to_live(
         TableName=table_name,

@@ -32,6 +32,8 @@ LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_REGION = "us-east-1"
 ENV_PORT = "JOBPIPE_PORT"
+# SQS publishes its metrics every minute; the local stack, with its faster reaper, more often.
+QUEUE_METRICS_INTERVAL_SECONDS = 2.0
 _log = logging.getLogger(__name__)
 
 # What the stack puts in the environment (and takes back out when it stops).
@@ -127,6 +129,8 @@ class LocalStack:
                 dlq_url=resources.dlq_url,
             )
             self._spawn("jobpipe-gateway", self._server.serve_forever)
+            # moto publishes no SQS metrics: the reaper reads the queue's age from this.
+            self._spawn("jobpipe-queue-metrics", self._publish_queue_metrics)
             if self.run_worker:
                 self.esm = self._event_source(resources.queue_url)
                 self._spawn("jobpipe-worker", self._poll)
@@ -258,6 +262,20 @@ class LocalStack:
                 if self._stop.is_set():
                     return
                 _log.exception("reaper run failed; running again at the next interval")
+
+    def _publish_queue_metrics(self) -> None:
+        import boto3
+
+        from jobpipe.local.queue_metrics import publish
+
+        cloudwatch = boto3.client("cloudwatch", region_name=self.region)
+        while not self._stop.wait(QUEUE_METRICS_INTERVAL_SECONDS):
+            try:
+                publish(cloudwatch, self.config.queue_url, self.region)
+            except Exception:  # noqa: BLE001  (a failed publish must not end the thread)
+                if self._stop.is_set():
+                    return
+                _log.exception("publishing the queue's metrics failed; trying again")
 
     def _spawn(self, name: str, target: Any) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

@@ -38,6 +38,7 @@ from jobpipe.observability import log_transition, logger, metrics
 from jobpipe.ports import JobQueue, JobStore, StuckJob
 from jobpipe.topology import TOPOLOGY
 
+UNKNOWN_BACKLOG_SECONDS = 3600
 CUT_OFF = ErrorInfo(
     "AttemptsExhaustedError",
     "the last attempt was cut off and SQS dead-lettered the job's message",
@@ -106,24 +107,58 @@ class Reaper:
         return int(self._clock() * 1000)
 
     def run(self) -> ReapReport:
-        """One pass over every registered job type; at most `max_jobs_per_run` jobs."""
+        """One pass over every registered job type; at most `max_jobs_per_run` jobs.
+
+        A backlog is not a lost message: a job waits in line as long as the queue's oldest
+        message has, so every grace period is extended by that age (the queue's own metric, no
+        write per job). The work bound is shared fairly: each type first gets an equal share,
+        then what the others left is handed out in turn, so one busy type cannot starve the
+        rest."""
         report = ReapReport()
         now = self._now_ms()
+        backlog_ms = self._backlog_ms()
+        searches = [
+            (job_type, finder, now - grace - backlog_ms)
+            for job_type in self._job_types
+            for finder, grace in (
+                (self._store.expired_leases, self._policy.running_grace_ms),
+                (self._store.pending_before, self._policy.pending_grace_ms),
+            )
+        ]
         left = self._policy.max_jobs_per_run
-        for job_type in self._job_types:
-            for finder, before in (
-                (self._store.expired_leases, now - self._policy.running_grace_ms),
-                (self._store.pending_before, now - self._policy.pending_grace_ms),
-            ):
-                if left <= 0:
-                    logger.info("reaper: work bound reached; the next run continues")
-                    return report
-                for stuck in finder(job_type, before_ms=before, limit=left):
+        # Rounds: each search that may have more gets an equal share of what is left.
+        open_searches = list(range(len(searches)))
+        while left > 0 and open_searches:
+            share = -(-left // len(open_searches))  # ceil
+            still_open = []
+            for index in open_searches:
+                job_type, finder, before = searches[index]
+                take = min(share, left)
+                if take <= 0:
+                    break
+                found = 0
+                for stuck in finder(job_type, before_ms=before, limit=take):
+                    found += 1
                     left -= 1
                     report.add(self._resolve(stuck), stuck.job_id)
+                if found == take:
+                    still_open.append(index)
+            open_searches = still_open
+        if left <= 0:
+            logger.info("reaper: work bound reached; the next run continues")
         if report.actions:
-            logger.info("reaper run", extra={"reaped": report.counts()})
+            logger.info("reaper run", extra={"reaped": report.counts(), "backlog_ms": backlog_ms})
         return report
+
+    def _backlog_ms(self) -> int:
+        """How long the oldest message in the jobs queue has waited (0 when it is empty); a
+        conservative hour when the queue cannot say."""
+        try:
+            age = self._queue.oldest_message_age_seconds()
+        except JobError:
+            logger.warning("reaper: the queue's backlog is unknown; assuming an hour")
+            age = None
+        return int((UNKNOWN_BACKLOG_SECONDS if age is None else age) * 1000)
 
     def _resolve(self, stuck: StuckJob) -> Action:
         try:
