@@ -4,6 +4,8 @@ Context values (`cdk deploy -c name=value`):
 - `stackName`: the stack's name (default `Jobpipe`).
 - `jwtIssuer` and `jwtAudience` (comma-separated): accept JWTs from this OIDC issuer on every
   route instead of IAM (SigV4) auth.
+- `alarmEmail` or `alarmTopicArn`: where the alarms notify (an email address, subscribed to a new
+  SNS topic; or an existing topic). Without either the alarms only show on the dashboard.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from cdk_nag import AwsSolutionsChecks
 from infra.bundling import Bundle, lambda_bundle
 from infra.components.api import JwtAuth
 from infra.guardrails import JobTypes
-from infra.stack import JobpipeStack
+from infra.stack import AlarmTarget, JobpipeStack
 from jobpipe.topology import TOPOLOGY, Topology
 
 DEFAULT_STACK_NAME = "Jobpipe"
 CONTEXT_STACK_NAME = "stackName"
 CONTEXT_JWT_ISSUER = "jwtIssuer"
 CONTEXT_JWT_AUDIENCE = "jwtAudience"
+CONTEXT_ALARM_EMAIL = "alarmEmail"
+CONTEXT_ALARM_TOPIC = "alarmTopicArn"
 
 
 class ContextError(ValueError):
@@ -42,6 +46,21 @@ def jwt_from_context(app: App) -> JwtAuth | None:
         raise ContextError(f"{CONTEXT_JWT_ISSUER} must be an https:// URL, got {issuer!r}")
     audiences = audience if isinstance(audience, list) else str(audience).split(",")
     return JwtAuth(str(issuer), tuple(a.strip() for a in audiences if a.strip()))
+
+
+def alarms_from_context(app: App) -> AlarmTarget | None:
+    """Where the alarms notify, from the context, or None."""
+    email = app.node.try_get_context(CONTEXT_ALARM_EMAIL)
+    topic = app.node.try_get_context(CONTEXT_ALARM_TOPIC)
+    if email and topic:
+        raise ContextError(f"set {CONTEXT_ALARM_EMAIL} or {CONTEXT_ALARM_TOPIC}, not both")
+    if email and "@" not in str(email):
+        raise ContextError(f"{CONTEXT_ALARM_EMAIL} must be an email address, got {email!r}")
+    if topic and not str(topic).startswith("arn:"):
+        raise ContextError(f"{CONTEXT_ALARM_TOPIC} must be an SNS topic ARN, got {topic!r}")
+    if not email and not topic:
+        return None
+    return AlarmTarget(email=str(email) if email else None, topic_arn=str(topic) if topic else None)
 
 
 def build_app(
@@ -64,6 +83,7 @@ def build_app(
         job_types=job_types if job_types is not None else load_job_types(),
         bundle=bundle if bundle is not None else lambda_bundle(),
         jwt=jwt_from_context(app),
+        alarms=alarms_from_context(app),
         env=env,
         description="jobpipe: serverless job pipeline (API Gateway, SQS, Lambda, DynamoDB)",
     )

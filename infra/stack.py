@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import CfnOutput, Duration, Environment, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from infra.bundling import Bundle
@@ -38,6 +43,7 @@ class JobpipeStack(Stack):
         job_types: JobTypes,
         bundle: Bundle,
         jwt: JwtAuth | None = None,
+        alarms: AlarmTarget | None = None,
         env: Environment | None = None,
         description: str | None = None,
     ) -> None:
@@ -158,13 +164,40 @@ class JobpipeStack(Stack):
             worker=worker,
             submit=submit,
             status=status,
+            reaper=reaper,
             api=api.api,
             metrics=topology.metrics,
             namespace=topology.metrics_namespace,
             service=topology.service_name,
+            notify=self._alarm_topic(alarms),
         )
 
         CfnOutput(self, OUTPUT_API_URL, value=api.url, description="The job API's base URL")
         CfnOutput(self, OUTPUT_QUEUE_URL, value=queues.queue.queue_url, description="Jobs queue")
         CfnOutput(self, OUTPUT_DLQ_URL, value=queues.dlq.queue_url, description="Dead letters")
         CfnOutput(self, OUTPUT_TABLE_NAME, value=table.table_name, description="Jobs table")
+
+    def _alarm_topic(self, target: AlarmTarget | None) -> sns.ITopic | None:
+        """Where alarms notify: an existing SNS topic, or a new one that emails an address."""
+        if target is None:
+            return None
+        if target.topic_arn:
+            return sns.Topic.from_topic_arn(self, "AlarmTopic", target.topic_arn)
+        topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name="jobpipe alarms",
+            enforce_ssl=True,
+            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+        )
+        if target.email:
+            topic.add_subscription(subscriptions.EmailSubscription(target.email))
+        return topic
+
+
+@dataclass(frozen=True)
+class AlarmTarget:
+    """Who hears the alarms: an email address (a topic is created) or an existing topic."""
+
+    email: str | None = None
+    topic_arn: str | None = None

@@ -193,6 +193,7 @@ class MetricNames:
     poison: str = "PoisonMessage"
     duration: str = "JobDurationMs"
     requeued: str = "StuckJobRequeued"
+    reaper_unresolved: str = "StuckJobUnresolved"
 
 
 @dataclass(frozen=True)

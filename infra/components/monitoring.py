@@ -5,7 +5,9 @@ from __future__ import annotations
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -28,10 +30,12 @@ class Monitoring(Construct):
         worker: lambda_.IFunction,
         submit: lambda_.IFunction,
         status: lambda_.IFunction,
+        reaper: lambda_.IFunction,
         api: apigw.HttpApi,
         metrics: MetricNames,
         namespace: str,
         service: str,
+        notify: sns.ITopic | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -47,18 +51,25 @@ class Monitoring(Construct):
             )
 
         def alarm(
-            alarm_id: str, metric: cloudwatch.IMetric, threshold: float, description: str
+            alarm_id: str,
+            metric: cloudwatch.IMetric,
+            threshold: float,
+            description: str,
+            missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
         ) -> cloudwatch.Alarm:
-            return cloudwatch.Alarm(
+            created = cloudwatch.Alarm(
                 self,
                 alarm_id,
                 metric=metric,
                 threshold=threshold,
                 evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                treat_missing_data=missing,
                 alarm_description=description,
             )
+            if notify is not None:
+                created.add_alarm_action(cloudwatch_actions.SnsAction(notify))
+            return created
 
         self.alarms = [
             alarm(
@@ -68,6 +79,9 @@ class Monitoring(Construct):
                 ),
                 0,
                 "Jobs are in the dead-letter queue: list and replay them with `jobpipe dlq`.",
+                # SQS stops publishing metrics for a queue nobody touches for a while: missing
+                # data keeps the alarm as it was instead of clearing it while letters wait.
+                cloudwatch.TreatMissingData.IGNORE,
             ),
             alarm(
                 "OldestMessageAge",
@@ -86,6 +100,19 @@ class Monitoring(Construct):
                 worker.metric_throttles(period=PERIOD, statistic="Sum"),
                 0,
                 "The worker was throttled: throttles consume receives toward maxReceiveCount.",
+            ),
+            alarm(
+                "ReaperErrors",
+                reaper.metric_errors(period=PERIOD, statistic="Sum"),
+                0,
+                "The stuck-job reaper failed: stuck jobs wait until a run succeeds.",
+            ),
+            alarm(
+                "ReaperUnresolved",
+                job_metric(metrics.reaper_unresolved),
+                0,
+                "The reaper could not resolve a stuck job (a claim or a send failed); the next "
+                "run tries again.",
             ),
             alarm(
                 "Api5xx",

@@ -36,6 +36,79 @@ def test_any_dead_lettered_message_raises_an_alarm(synthesized: Synthesized) -> 
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
 
 
+def test_the_dead_letter_alarm_holds_while_sqs_publishes_nothing_for_an_idle_dlq(
+    synthesized: Synthesized,
+) -> None:
+    # Given the DLQ alarm / Then missing data (SQS stops publishing for an idle queue) keeps its
+    # state instead of clearing it while letters wait
+    assert _alarm(synthesized, "DeadLetters")["TreatMissingData"] == "ignore"
+
+
+def test_reaper_failures_raise_alarms(synthesized: Synthesized) -> None:
+    # Given the reaper's alarms / Then a failed run, or a stuck job it could not resolve, sets
+    # them off
+    errors = _alarm(synthesized, "ReaperErrors")
+    assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert _dimension(errors)["Value"] == {"Ref": synthesized.logical_id("Functions/Reaper")}
+    unresolved = _alarm(synthesized, "ReaperUnresolved")
+    (query,) = unresolved["Metrics"]
+    assert query["MetricStat"]["Metric"]["MetricName"] == TOPOLOGY.metrics.reaper_unresolved
+    assert unresolved["Threshold"] == 0
+
+
+def test_without_a_notification_target_alarms_have_no_actions(synthesized: Synthesized) -> None:
+    for alarm in synthesized.resources("AWS::CloudWatch::Alarm").values():
+        assert "AlarmActions" not in alarm["Properties"]
+
+
+def test_an_alarm_email_is_subscribed_to_a_topic_every_alarm_notifies(
+    tmp_path_factory: pytest.TempPathFactory, bundle: Any
+) -> None:
+    from tests.infra.conftest import synthesize
+
+    # Given a deploy with `-c alarmEmail=ops@example.com`
+    synthesized = synthesize(
+        tmp_path_factory.mktemp("cdk-alarms"), context={"alarmEmail": "ops@example.com"}
+    )
+    # Then one encrypted topic emails that address, and every alarm notifies it
+    (topic_id, topic), *others = synthesized.resources("AWS::SNS::Topic").items()
+    assert others == []
+    assert "KmsMasterKeyId" in topic["Properties"]
+    (subscription,) = synthesized.resources("AWS::SNS::Subscription").values()
+    assert subscription["Properties"]["Protocol"] == "email"
+    assert subscription["Properties"]["Endpoint"] == "ops@example.com"
+    alarms = synthesized.resources("AWS::CloudWatch::Alarm").values()
+    assert all(a["Properties"]["AlarmActions"] == [{"Ref": topic_id}] for a in alarms)
+
+
+def test_alarms_may_notify_an_existing_topic(
+    tmp_path_factory: pytest.TempPathFactory, bundle: Any
+) -> None:
+    from tests.infra.conftest import synthesize
+
+    arn = "arn:aws:sns:us-east-1:123456789012:oncall"
+    synthesized = synthesize(tmp_path_factory.mktemp("cdk-topic"), context={"alarmTopicArn": arn})
+    assert synthesized.resources("AWS::SNS::Topic") == {}
+    for alarm in synthesized.resources("AWS::CloudWatch::Alarm").values():
+        assert alarm["Properties"]["AlarmActions"] == [arn]
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"alarmEmail": "ops@example.com", "alarmTopicArn": "arn:aws:sns:us-east-1:1:t"},
+        {"alarmEmail": "not-an-address"},
+        {"alarmTopicArn": "oncall"},
+    ],
+)
+def test_a_bad_alarm_target_is_refused(context: dict[str, str]) -> None:
+    from aws_cdk import App
+    from infra.app import ContextError, alarms_from_context
+
+    with pytest.raises(ContextError):
+        alarms_from_context(App(context=context))
+
+
 def test_a_queue_falling_behind_raises_an_alarm(synthesized: Synthesized) -> None:
     """Given the age alarm, then it watches the jobs queue's oldest message."""
     alarm = _alarm(synthesized, "OldestMessageAge")

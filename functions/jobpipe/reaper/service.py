@@ -171,6 +171,7 @@ class Reaper:
             return Action.SKIPPED
         except JobError:
             logger.exception("reaper: could not resolve a stuck job", job_id=stuck.job_id)
+            metrics.add_metric(TOPOLOGY.metrics.reaper_unresolved, "Count", 1)
             return Action.ERROR
 
     def _requeue(self, stuck: StuckJob) -> Action:
