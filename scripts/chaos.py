@@ -16,6 +16,12 @@ for a seed:
     send_failure  SendMessage at submit fails past botocore's retries: 503, the client retries
     poison        malformed body, missing job id, unknown type sent straight to the queue
     timeout       a job's first attempt ends in a Lambda timeout (InvocationKilled)
+    same_key      the same request sent twice at once with its Idempotency-Key
+    large_params  params of non-ASCII text just under the stored params limit
+    backlog       a burst of jobs that each take most of an invocation: the rest of each
+                  batch is handed back for lack of time, again and again
+    unknown_type  jobs of a type the workers do not know yet (a deploy in progress), which
+                  they learn a few seconds into the run
 
 Each chaos job appends its id to a ledger file (O_APPEND) just before it returns. At the end the
 faults stop, the DLQ is replayed, the pipeline drains, and the store is checked against the
@@ -54,6 +60,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pydantic import BaseModel
 
 from jobpipe.domain.registry import JobContext
+from jobpipe.topology import ClientShape
 
 if TYPE_CHECKING:
     from jobpipe.domain.registry import Registry
@@ -70,9 +77,22 @@ FAULT_KINDS = (
     "send_failure",
     "poison",
     "timeout",
+    "same_key",
+    "large_params",
+    "backlog",
+    "unknown_type",
 )
 CHAOS_TYPE = "chaos"
 PERMANENT_TYPE = "chaos_permanent"
+# Takes most of what an invocation can give a job: a burst of them is a backlog.
+LONG_TYPE = "chaos_long"
+LONG_HOLD_SECONDS = 0.4
+# Known to the submit function from the start, to the workers only NEW_TYPE_AFTER_SECONDS in.
+NEW_TYPE = "chaos_new"
+NEW_TYPE_AFTER_SECONDS = 8.0
+ENV_NEW_TYPE_AT = "JOBPIPE_CHAOS_NEW_TYPE_AT"
+# Non-ASCII params this close under the stored params limit (an "é" is two bytes stored).
+LARGE_PARAMS_SLACK_BYTES = 4096
 CHAOS_MAX_ATTEMPTS = 3
 # A chaos job is quick; its declared timeout must fit the compressed worker's budget (the worker
 # keeps 2 s back for the outcome write).
@@ -87,7 +107,10 @@ MAX_RECEIVE_COUNT = 10
 THROTTLE_EVERY = 23
 SEND_FAILURE_EVERY = 29
 FAULTS_PER_KIND = 25
-BOTOCORE_MAX_ATTEMPTS = 3  # jobpipe.adapters.clients: standard mode, 3 attempts
+# The AWS clients' timeouts on the compressed clock (the worker keeps one call's worst case
+# back for the outcome write); every process of the run gets them through the environment.
+CHAOS_CLIENT = ClientShape(connect_timeout_seconds=0.25, read_timeout_seconds=0.75, max_attempts=2)
+BOTOCORE_MAX_ATTEMPTS = CHAOS_CLIENT.max_attempts
 
 ENV_LEDGER = "JOBPIPE_CHAOS_LEDGER"
 
@@ -103,6 +126,8 @@ class ChaosParams(BaseModel):
     timeout_attempt: int = 0
     hold_attempt: int = 0
     crash: bool = False
+    # Carried only to be stored and sent (the large-params fault).
+    text: str = ""
 
 
 class ChaosPermanentError(Exception):
@@ -156,36 +181,47 @@ def chaos_job(params: ChaosParams, context: JobContext) -> dict[str, Any]:
     return {"seq": params.seq}
 
 
+def chaos_long_job(params: ChaosParams, context: JobContext) -> dict[str, Any]:
+    time.sleep(LONG_HOLD_SECONDS)
+    return chaos_job(params, context)
+
+
 def chaos_permanent_job(params: ChaosParams, context: JobContext) -> dict[str, Any]:
     _faults_before_run(params, context)
     emit("permanent", context.job_id)
     raise ChaosPermanentError(f"job {params.seq} can never succeed")
 
 
-def chaos_registry() -> Registry:
-    """The example job types plus the chaos ones, in a registry of their own (the global one is
-    left alone, so importing this module changes nothing elsewhere)."""
-    from jobpipe.domain.registry import Registry, job_type, load_job_types
-    from jobpipe.domain.retry import Backoff
+def chaos_registry(*, with_new_type: bool = True) -> Registry:
+    """The chaos job types, in a registry of their own (the global one is left alone, so
+    importing this module changes nothing elsewhere). `with_new_type=False`: as a worker that
+    has not been deployed with NEW_TYPE yet sees them."""
+    from jobpipe.domain.registry import Registry
 
     registry = Registry()
-    examples = load_job_types()
-    for name in examples:
-        registry.add(examples[name])
-    instant = Backoff(base=0.01, cap=0.01)
-    for name, function, permanent in (
-        (CHAOS_TYPE, chaos_job, ()),
-        (PERMANENT_TYPE, chaos_permanent_job, (ChaosPermanentError,)),
-    ):
-        job_type(
-            name,
-            max_attempts=CHAOS_MAX_ATTEMPTS,
-            backoff=instant,
-            timeout=CHAOS_JOB_TIMEOUT_SECONDS,
-            permanent=permanent,
-            into=registry,
-        )(function)
+    for name in (CHAOS_TYPE, PERMANENT_TYPE, LONG_TYPE, *((NEW_TYPE,) if with_new_type else ())):
+        declare(registry, name)
     return registry
+
+
+def declare(registry: Registry, name: str) -> None:
+    from jobpipe.domain.registry import job_type
+    from jobpipe.domain.retry import Backoff
+
+    function, permanent = {
+        CHAOS_TYPE: (chaos_job, ()),
+        NEW_TYPE: (chaos_job, ()),
+        LONG_TYPE: (chaos_long_job, ()),
+        PERMANENT_TYPE: (chaos_permanent_job, (ChaosPermanentError,)),
+    }[name]
+    job_type(
+        name,
+        max_attempts=CHAOS_MAX_ATTEMPTS,
+        backoff=Backoff(base=0.01, cap=0.01),
+        timeout=CHAOS_JOB_TIMEOUT_SECONDS,
+        permanent=permanent,
+        into=registry,
+    )(function)
 
 
 def use_registry(registry: Registry) -> Callable[[], None]:
@@ -214,6 +250,7 @@ def chaos_topology(function_timeout: int) -> Topology:
     visibility = 6 * function_timeout + BATCHING_WINDOW_SECONDS
     return replace(
         TOPOLOGY,
+        aws_client=CHAOS_CLIENT,
         worker=replace(
             TOPOLOGY.worker,
             timeout_seconds=function_timeout,
@@ -320,7 +357,8 @@ def throttle_hook(
         # Mostly absorbed by botocore's retries; every third one outlasts them where allowed.
         if n % 3 == 0 and exhaust(body):
             return BOTOCORE_MAX_ATTEMPTS
-        return 1 + n % 2
+        # Shorter than botocore's attempts: absorbed by its retries.
+        return 1 + n % max(1, BOTOCORE_MAX_ATTEMPTS - 1)
 
     return FaultHook(
         "throttle",
@@ -352,7 +390,16 @@ def worker_child(args: argparse.Namespace) -> int:
 
     _CHILD.faults = args.faults == "on"
     _CHILD.events_fd = args.events_fd
-    use_registry(chaos_registry())
+    # A worker deployed before NEW_TYPE learns it when the deploy reaches it.
+    new_type_at = float(os.environ.get(ENV_NEW_TYPE_AT, "0"))
+    registry = chaos_registry(with_new_type=time.time() >= new_type_at)
+    use_registry(registry)
+    if NEW_TYPE not in registry:
+        deployed = threading.Timer(
+            max(0.0, new_type_at - time.time()), lambda: declare(registry, NEW_TYPE)
+        )
+        deployed.daemon = True
+        deployed.start()
 
     from jobpipe.adapters import clients
     from jobpipe.handlers import worker
@@ -436,38 +483,76 @@ class Plan:
     params: dict[str, Any]
     dup_now: bool = False
     dup_done: bool = False
+    same_key: bool = False
+
+
+# The jobs that carry one fault kind each in every run, apart so that they rarely share a batch
+# (faults in one batch compound: each costs a visibility timeout); a small run still injects
+# every kind.
+FORCED = {
+    5: "permanent",
+    10: "transient",
+    15: "dead_letter",
+    20: "timeout",
+    25: "hold",
+    30: "crash",
+    35: "dup_now",
+    40: "dup_done",
+    42: "same_key",
+    44: "large_params",
+    46: "unknown_type",
+}
+BACKLOG_BURST = 10
+
+
+def in_backlog_burst(seq: int, jobs: int) -> bool:
+    """The last BACKLOG_BURST jobs of the run, and BACKLOG_BURST of every 200."""
+    return seq >= jobs - BACKLOG_BURST or seq % 200 >= 200 - BACKLOG_BURST
 
 
 def make_plans(jobs: int, rng: random.Random) -> list[Plan]:
-    """Each job's faults, drawn from the seed; the first few jobs carry one fault kind each so
-    that a small run still injects every kind."""
+    """Each job's faults, drawn from the seed."""
+    from jobpipe.topology import TOPOLOGY
+
     plans: list[Plan] = []
+    large_text = "é" * ((TOPOLOGY.item.params_limit_bytes - LARGE_PARAMS_SLACK_BYTES) // 2)
     for seq in range(jobs):
         params: dict[str, Any] = {"seq": seq}
+        forced = FORCED.get(seq, "")
+        if in_backlog_burst(seq, jobs) and not forced:
+            plans.append(Plan(seq, LONG_TYPE, params))
+            continue
         job_type = CHAOS_TYPE
-        dup_now = dup_done = False
-        # Jobs 5, 10, ... 40 carry one fault kind each, apart, so that they rarely share a batch
-        # (faults in one batch compound: each costs a visibility timeout).
-        forced = seq // 5 if seq % 5 == 0 and seq <= 40 else -1
-        roll = rng.random()
-        if forced == 1 or roll < 0.04:
+        # A job that carries a fault of its own carries no drawn one: they could cancel out
+        # (a permanent type failing transiently on every attempt would never recover).
+        roll = rng.random() if not forced else 1.0
+        if forced == "permanent" or roll < 0.04:
             job_type = PERMANENT_TYPE
-        if forced == 2 or 0.04 <= roll < 0.24:
+        if forced == "transient" or 0.04 <= roll < 0.24:
             params["fail_attempts"] = sorted(rng.sample(range(1, CHAOS_MAX_ATTEMPTS + 1), 1))
-        if forced == 3 or 0.24 <= roll < 0.27:
+        if forced == "dead_letter" or 0.24 <= roll < 0.27:
             # Every attempt fails while faults are on: dead-lettered, then recovered by replay.
             params["fail_attempts"] = list(range(1, CHAOS_MAX_ATTEMPTS + 1))
-        if forced == 4 or rng.random() < 0.03:
+        if forced == "unknown_type" or 0.27 <= roll < 0.29:
+            job_type = NEW_TYPE
+        if forced == "timeout" or rng.random() < 0.03:
             params["timeout_attempt"] = 1
-        if forced == 5 or rng.random() < 0.01:
+        if forced == "hold" or rng.random() < 0.01:
             params["hold_attempt"] = 1
-        if forced == 6 or rng.random() < 0.01:
+        if forced == "crash" or rng.random() < 0.01:
             params["crash"] = True
-        if forced == 7 or rng.random() < 0.03:
-            dup_now = True
-        if forced == 8 or rng.random() < 0.03:
-            dup_done = True
-        plans.append(Plan(seq, job_type, params, dup_now, dup_done))
+        if forced == "large_params" or rng.random() < 0.01:
+            params["text"] = large_text
+        plans.append(
+            Plan(
+                seq,
+                job_type,
+                params,
+                dup_now=forced == "dup_now" or rng.random() < 0.03,
+                dup_done=forced == "dup_done" or rng.random() < 0.03,
+                same_key=forced == "same_key" or rng.random() < 0.03,
+            )
+        )
     return plans
 
 
@@ -514,7 +599,7 @@ class Children:
         with self.log.open("ab") as log:
             proc = subprocess.Popen(  # noqa: S603  (this script, with our own arguments)
                 command,
-                stdout=subprocess.DEVNULL,
+                stdout=log,
                 stderr=log,
                 pass_fds=(write_fd,),
                 env=os.environ.copy(),
@@ -568,14 +653,15 @@ class Children:
 
 
 def _chaos_stack_class(topology: Topology) -> type[LocalStack]:
-    from jobpipe.adapters import clients
+    import boto3
+
     from jobpipe.local.resources import create_resources
     from jobpipe.local.stack import LocalStack
 
     class ChaosStack(LocalStack):
         def _create_resources(self) -> Any:
             return create_resources(
-                clients.dynamodb(), clients.sqs(), prefix=self.prefix, topology=topology
+                boto3.client("dynamodb"), boto3.client("sqs"), prefix=self.prefix, topology=topology
             )
 
     return ChaosStack
@@ -619,7 +705,7 @@ def run(
     *,
     seed: int = 7,
     workers: int = 2,
-    function_timeout: int = 5,
+    function_timeout: int = 6,
     timeout: float = 900.0,
     keep: bool = False,
     say: Callable[[str], None] | None = None,
@@ -635,6 +721,12 @@ def run(
     registry = chaos_registry()
     topology = chaos_topology(function_timeout)
     check_guardrails(topology, registry)
+    from jobpipe import settings
+
+    os.environ[settings.ENV_AWS_CONNECT_TIMEOUT] = str(CHAOS_CLIENT.connect_timeout_seconds)
+    os.environ[settings.ENV_AWS_READ_TIMEOUT] = str(CHAOS_CLIENT.read_timeout_seconds)
+    os.environ[settings.ENV_AWS_MAX_ATTEMPTS] = str(CHAOS_CLIENT.max_attempts)
+    os.environ[ENV_NEW_TYPE_AT] = str(time.time() + NEW_TYPE_AFTER_SECONDS)
     undo = use_registry(registry)
     workdir = Path(tempfile.mkdtemp(prefix="jobpipe-chaos-"))
     ledger = workdir / "ledger"
@@ -653,7 +745,14 @@ def run(
     finally:
         noise.close()
         undo()
-        os.environ.pop(ENV_LEDGER, None)
+        for name in (
+            ENV_LEDGER,
+            ENV_NEW_TYPE_AT,
+            settings.ENV_AWS_CONNECT_TIMEOUT,
+            settings.ENV_AWS_READ_TIMEOUT,
+            settings.ENV_AWS_MAX_ATTEMPTS,
+        ):
+            os.environ.pop(name, None)
         # The ledger and the workers' logs stay for a look when the run failed (or was asked to).
         kept = keep or result is None or not result.ok
         if not kept:
@@ -761,11 +860,41 @@ def _run(
     client = JobsClient(config.api_url, timeout=30)
     ids: dict[int, str] = {}
 
+    twins: dict[int, str] = {}
+
+    def submit_twin(plan: Plan, key: str) -> None:
+        """The same request at the same moment from another API function environment: the
+        submit service called directly, beside the gateway's, which serves one at a time."""
+        from jobpipe import wiring
+        from jobpipe.api.identity import LOCAL_PRINCIPAL
+        from jobpipe.errors import ServiceUnavailableError
+        from jobpipe.submit.service import SubmitRequest
+
+        request = SubmitRequest(LOCAL_PRINCIPAL, plan.type, plan.params, key)
+        for _ in range(7):
+            try:
+                twins[plan.seq] = wiring.submit_service().submit(request).job.job_id
+                return
+            except ServiceUnavailableError:
+                time.sleep(0.5)
+
     def submit(plan: Plan) -> None:
-        submitted = client.submit(
-            plan.type, plan.params, idempotency_key=f"chaos-{seed}-{plan.seq}", retries=6
-        )
+        key = f"chaos-{seed}-{plan.seq}"
+        twin = None
+        if plan.same_key:
+            twin = threading.Thread(target=submit_twin, args=(plan, key))
+            twin.start()
+            tally.add("same_key")
+        if plan.params.get("text"):
+            tally.add("large_params")
+        if plan.type == LONG_TYPE:
+            tally.add("backlog")
+        if plan.type == NEW_TYPE:
+            tally.add("unknown_type")
+        submitted = client.submit(plan.type, plan.params, idempotency_key=key, retries=6)
         ids[plan.seq] = submitted.job_id
+        if twin is not None:
+            twin.join()
         if plan.dup_now:
             job = store.get(submitted.job_id)
             if job is not None:
@@ -831,6 +960,14 @@ def _run(
     dlq = DeadLetterQueue(sqs, store, dlq_url=config.dlq_url, queue_url=config.queue_url)
     letters = dlq.list_messages()
     known = set(by_id)
+    # SQS moves a message after maxReceiveCount receives; the worker's own hand-backs must never
+    # get it there (only the faults that kill or crash invocations may, on a job's last attempt).
+    sqs_moved_with_attempts_left = set()
+    for letter in letters:
+        job = store.get(letter.job_id) if letter.job_id in known else None
+        moved_by_sqs = letter.error_type == "MaxReceiveCountExceeded"
+        if job is not None and moved_by_sqs and job.attempts < job.max_attempts:
+            sqs_moved_with_attempts_left.add(job.job_id)
     dead_lettered_ids = {letter.job_id for letter in letters if letter.job_id in known}
     # A poison message can reach the DLQ more than once (its batch was redelivered after a
     # crash or a kill): count bodies, not copies.
@@ -864,7 +1001,9 @@ def _run(
         completed = runs[job_id]
         if completed > 1:
             duplicate_effects += 1
-            problems.append(f"{job_id}: handler completed {completed} times")
+            problems.append(
+                f"{job_id}: handler completed {completed} times ({plan.type}, {_plan_faults(plan)})"
+            )
         if job is None:
             lost += 1
             problems.append(f"{job_id}: missing from the store")
@@ -875,7 +1014,7 @@ def _run(
             problems.append(f"{job_id}: still {job.status.value}")
             continue
         succeeded = job.status is JobStatus.SUCCEEDED
-        expected = plan.type == CHAOS_TYPE
+        expected = plan.type != PERMANENT_TYPE
         if succeeded != expected or (succeeded and completed == 0) or (not succeeded and completed):
             lost += 1
             problems.append(f"{job_id}: {job.status.value} with {completed} ledger lines")
@@ -884,6 +1023,17 @@ def _run(
             problems.append(f"{job_id}: a permanent failure was dead-lettered")
         if job_id in replayed and succeeded:
             recovered += 1
+    for seq, twin_id in twins.items():
+        if twin_id != ids[seq]:
+            duplicate_effects += 1
+            problems.append(f"{ids[seq]}: the same request at once made a second job {twin_id}")
+    missing_twins = sum(1 for p in plans if p.same_key and p.seq not in twins)
+    if missing_twins:
+        lost += missing_twins
+        problems.append(f"{missing_twins} concurrent same-key submits got no job")
+    for job_id in sorted(sqs_moved_with_attempts_left):
+        stuck += 1
+        problems.append(f"{job_id}: SQS dead-lettered it before its attempts were used")
     if not queue_empty():
         stuck += 1
         problems.append("the jobs queue is not empty")
@@ -918,6 +1068,12 @@ def _run(
     )
 
 
+def _plan_faults(plan: Plan) -> str:
+    shown = {k: v for k, v in plan.params.items() if k not in ("seq", "text") and v}
+    flags = [name for name in ("dup_now", "dup_done", "same_key") if getattr(plan, name)]
+    return ", ".join([*(f"{k}={v}" for k, v in shown.items()), *flags]) or "no faults"
+
+
 def ledger_lines(path: Path) -> list[str]:
     return [line for line in path.read_text().splitlines() if line]
 
@@ -930,7 +1086,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
-    parser.add_argument("--function-timeout", type=int, default=5, help="worker timeout, s")
+    parser.add_argument("--function-timeout", type=int, default=6, help="worker timeout, s")
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after, s")
     parser.add_argument("--keep", action="store_true", help="keep the ledger and worker logs")
     parser.add_argument("--worker-child", action="store_true", help=argparse.SUPPRESS)

@@ -352,7 +352,13 @@ class JobsClient:
         headers: Mapping[str, str] | None = None,
     ) -> _Answer:
         url = f"{self.base_url}{path}"
-        body = b"" if payload is None else json.dumps(payload).encode("utf-8")
+        # Compact UTF-8: non-ASCII text escaped as \\uXXXX would take up to six times the bytes
+        # of the request size limit.
+        body = (
+            b""
+            if payload is None
+            else json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        )
         send = {"accept": "application/json", "user-agent": USER_AGENT, **(headers or {})}
         if payload is not None:
             send["content-type"] = "application/json"

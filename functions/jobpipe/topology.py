@@ -127,6 +127,9 @@ class WorkerShape:
     # Kept back after a job's own time, beyond the outcome write's worst case, for the batch
     # response.
     response_slack_seconds: float = 1.0
+    # What an invocation spends before its first record can start (the batch's bookkeeping):
+    # a job type's timeout leaves this much of a fresh invocation unused, or it would never fit.
+    start_allowance_seconds: float = 0.5
     # A job of a type the worker does not know waits this long (from its last change) before it
     # is failed as poison: during a deploy, submit may know a new type before the worker does.
     unknown_type_grace_seconds: int = 15 * 60
@@ -251,7 +254,11 @@ class Topology:
     def max_job_timeout_seconds(self) -> float:
         """The longest `timeout` a job type may declare: a record is started only with that much
         invocation time left beside the worker's margin."""
-        return self.worker.timeout_seconds - self.worker_margin_seconds()
+        return (
+            self.worker.timeout_seconds
+            - self.worker_margin_seconds()
+            - self.worker.start_allowance_seconds
+        )
 
 
 TOPOLOGY = Topology()

@@ -208,10 +208,13 @@ class LocalStack:
         self._reset_wiring()
 
     def _create_resources(self) -> Any:
-        from jobpipe.adapters import clients
+        import boto3
+
         from jobpipe.local.resources import create_resources
 
-        return create_resources(clients.dynamodb(), clients.sqs(), prefix=self.prefix)
+        # Clients of its own: the functions' are tuned for quick item requests, not for
+        # creating a table.
+        return create_resources(boto3.client("dynamodb"), boto3.client("sqs"), prefix=self.prefix)
 
     def _event_source(self, queue_url: str) -> EventSourceMapping:
         import boto3

@@ -45,7 +45,7 @@ MAX_ERROR_MESSAGE_CHARS = 1000
 SAFETY_MARGIN_MS = int(TOPOLOGY.worker_margin_seconds() * 1000)
 # SQS DelaySeconds stops at 15 minutes.
 MAX_DELAY_SECONDS = 900
-STORE_UNAVAILABLE_DELAY_SECONDS = 30
+STORE_UNAVAILABLE_MAX_DELAY_SECONDS = 30
 UNKNOWN_TYPE_MAX_BACKOFF_SECONDS = 120
 
 
@@ -180,7 +180,8 @@ class Worker:
                 self._hand_back(record, message, wait, "its retry is not due yet")
                 return
             logger.warning("job store unavailable; the record will be retried", exc_info=error)
-            self._hand_back(record, message, STORE_UNAVAILABLE_DELAY_SECONDS, str(cause or error))
+            wait = min(STORE_UNAVAILABLE_MAX_DELAY_SECONDS, 2**record.receive_count)
+            self._hand_back(record, message, wait, str(cause or error))
             return
 
         self._settle(record, message, response)
