@@ -137,6 +137,56 @@ def test_a_result_that_is_not_json_fails_the_job_permanently(pipeline: Pipeline)
     assert job.error is not None and job.error.type == "ResultError"
 
 
+def test_an_outcome_write_that_fails_is_tried_again_while_there_is_time(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobpipe.errors import StoreError
+
+    # Given a job, and a store whose first success write fails past botocore's retries
+    job_id = pipeline.submit("counted")
+    succeed = pipeline.store.succeed
+    failures = [StoreError("DynamoDB UpdateItem failed: ProvisionedThroughputExceededException")]
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return succeed(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.store, "succeed", flaky)
+    # When the worker runs it (with plenty of the invocation left)
+    result = pipeline.poll()
+    # Then the outcome is recorded by a second try: the job succeeded, ran once, left the queue
+    assert failures == []
+    assert pipeline.job(job_id).status is JobStatus.SUCCEEDED
+    assert (pipeline.runs(job_id), result.deleted) == (1, 1)
+
+
+def test_an_outcome_write_whose_answer_was_lost_counts_as_done(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobpipe.errors import StoreError
+
+    # Given a job whose success write is applied, but whose answer never arrives (a read
+    # timeout), so that botocore's retry of it is refused
+    job_id = pipeline.submit("counted")
+    succeed = pipeline.store.succeed
+    lost = [True]
+
+    def applied_then_lost(*args: Any, **kwargs: Any) -> Any:
+        done = succeed(*args, **kwargs)
+        if lost:
+            lost.pop()
+            raise StoreError("DynamoDB UpdateItem failed: ReadTimeoutError")
+        return done
+
+    monkeypatch.setattr(pipeline.store, "succeed", applied_then_lost)
+    # When the worker runs it
+    result = pipeline.poll()
+    # Then the job is done, once, and its record leaves the queue
+    assert pipeline.job(job_id).status is JobStatus.SUCCEEDED
+    assert (pipeline.runs(job_id), result.deleted) == (1, 1)
+
+
 def test_a_non_ascii_result_is_measured_in_its_utf8_bytes(pipeline: Pipeline) -> None:
     # Given a job returning 50,000 "é": 100,002 bytes stored, under the 100 KiB cap (300,002
     # if the text were stored escaped as \u00e9)

@@ -18,6 +18,7 @@ message id — is the idempotency key, which catches redeliveries, producer retr
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +36,12 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import (
 
 from jobpipe.domain.job import ErrorInfo, Job, fingerprint
 from jobpipe.domain.states import JobStatus
-from jobpipe.errors import AttemptsExhaustedError, IllegalTransitionError, RetryNotDueError
+from jobpipe.errors import (
+    AttemptsExhaustedError,
+    IllegalTransitionError,
+    RetryNotDueError,
+    StoreError,
+)
 from jobpipe.observability import log_transition
 from jobpipe.ports import JobStore
 
@@ -60,6 +66,10 @@ class JobItemPersistenceLayer(BasePersistenceLayer):
         self._started: dict[str, Job] = {}
         # The job as it stood when a START was refused (for the worker to hand its record back).
         self._refused: dict[str, Job] = {}
+        # The invocation's time left, and what one more outcome write needs of it (the worker
+        # sets both).
+        self.time_left_ms: Callable[[], int] = lambda: 0
+        self.retry_needs_ms = 0
 
     def started(self, job_id: str) -> Job:
         return self._started[job_id]
@@ -150,19 +160,48 @@ class JobItemPersistenceLayer(BasePersistenceLayer):
         key = data_record.idempotency_key
         job = self._started.pop(key)
         response = json.loads(data_record.response_data)
-        now = self._now()
         outcome = response["outcome"]
-        if outcome == Outcome.SUCCEEDED:
-            done = self._store.succeed(job, result=response["result"], now_ms=now)
-        elif outcome == Outcome.RETRY:
-            done = self._store.retry(
-                job, error=_error(response), next_attempt_at=response["next_attempt_at"], now_ms=now
-            )
-        else:
-            done = self._store.fail(
+
+        def write(now: int) -> Job:
+            if outcome == Outcome.SUCCEEDED:
+                return self._store.succeed(job, result=response["result"], now_ms=now)
+            if outcome == Outcome.RETRY:
+                return self._store.retry(
+                    job,
+                    error=_error(response),
+                    next_attempt_at=response["next_attempt_at"],
+                    now_ms=now,
+                )
+            return self._store.fail(
                 job, error=_error(response), dead_lettered=response["dead_lettered"], now_ms=now
             )
+
+        target = {Outcome.SUCCEEDED: JobStatus.SUCCEEDED, Outcome.RETRY: JobStatus.RETRYING}
+        done = self._durably(job, write, target.get(outcome, JobStatus.FAILED))
         log_transition(done, outcome)
+
+    def _durably(self, running: Job, write: Callable[[int], Job], target: JobStatus) -> Job:
+        """Record a run's outcome: the job has run, and losing the write would run it again
+        once its lease ends. So a write that fails is tried again for as long as the invocation
+        has time for another, and a write refused because an earlier try of it was applied
+        (its answer was lost) counts as done."""
+        pause = 0.1
+        while True:
+            try:
+                return write(self._now())
+            except IllegalTransitionError as refused:
+                seen: Job | None = refused.job
+                if seen is not None and (seen.status, seen.attempts) == (
+                    target,
+                    running.attempts,
+                ):
+                    return seen
+                raise
+            except StoreError:
+                if self.time_left_ms() < self.retry_needs_ms + pause * 1000:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     def _delete_record(self, data_record: DataRecord) -> None:
         key = data_record.idempotency_key

@@ -100,6 +100,7 @@ class Worker:
         self._clock = clock
         self._rng = rng
         self.persistence = JobItemPersistenceLayer(store, self._now_ms)
+        self.persistence.retry_needs_ms = safety_margin_ms
         self.idempotency_config = IdempotencyConfig(
             event_key_jmespath="job_id",
             payload_validation_jmespath="[type, params]",
@@ -151,6 +152,7 @@ class Worker:
             self._hand_back(record, message, 0, "not enough time left in this invocation")
             return
 
+        self.persistence.time_left_ms = remaining_ms
         try:
             response = self._run_once(message=message.as_payload())
         except IdempotencyValidationError:
