@@ -351,20 +351,30 @@ class StoreOnlyWorker:
         self._store = DynamoDBJobStore(table_name)
 
     def handler(self, event: dict[str, Any], _context: Any) -> dict[str, Any]:
-        from jobpipe.domain.job import JobMessage, fingerprint, payload_of
+        from jobpipe.domain.job import JobMessage, fingerprint, payload_of, stored_json
+        from jobpipe.domain.states import START, SUCCEED
 
         failures = []
         for record in event["Records"]:
             try:
                 message = JobMessage.from_body(record["body"])
                 now = int(time.time() * 1000)
-                running = self._store.start(
+                running = self._store.apply(
+                    START,
                     message.job_id,
                     payload_hash=fingerprint(payload_of(message.type, message.params)),
-                    lease_expires_at=now + 60_000,
-                    now_ms=now,
+                    lease=now + 60_000,
+                    now=now,
+                    due=now,
                 )
-                self._store.succeed(running, result=message.params, now_ms=now)
+                self._store.apply(
+                    SUCCEED,
+                    running,
+                    attempt=running.attempts,
+                    result=stored_json(message.params),
+                    progress=None,
+                    now=now,
+                )
             except Exception:  # noqa: BLE001
                 failures.append({"itemIdentifier": record["messageId"]})
         return {"batchItemFailures": failures}

@@ -21,6 +21,16 @@ class TransientJobError(JobError):
     """A job failed in a way that may pass on a later attempt: the job is retried with backoff."""
 
 
+class JobCancelled(JobError):  # noqa: N818  (named like Celery's Terminated/Retry signals)
+    """Raised inside a job (by `context.check()` or `context.progress()`) once a cancel was asked
+    for; a job that lets it propagate ends `cancelled`."""
+
+
+class SoftTimeLimitExceeded(JobError):  # noqa: N818  (Celery's name for the same signal)
+    """Raised inside a job when its type's `soft_timeout` has passed, before the hard `timeout`,
+    so that it can clean up. Retried like any failure, unless the type lists it as permanent."""
+
+
 # --- request and lookup errors ---------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""The two ports of the core: the job store and the queue.
+"""The ports of the core: the job store and the queue.
 
 Each has a real adapter (`adapters.dynamodb`, `adapters.sqs`) and an in-memory fake
 (`adapters.memory`); the same contract tests run against both.
@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from jobpipe.domain.job import ErrorInfo, Job
-from jobpipe.domain.states import JobStatus
+from jobpipe.domain.job import Job
+from jobpipe.domain.states import JobStatus, Transition
 
 
 @dataclass(frozen=True)
@@ -42,16 +42,11 @@ class StuckJob:
 
 
 class JobStore(ABC):
-    """Jobs, and the Idempotency-Keys that point at them.
-
-    Every transition is one conditional write: it applies only if the job exists and is in one of
-    the transition's source statuses (plus the guard named per method), and otherwise raises
-    `IllegalTransitionError` naming the job's current status (None when it does not exist).
-    """
+    """Jobs, and the Idempotency-Keys that point at them."""
 
     @abstractmethod
     def create(self, job: Job) -> None:
-        """Write a new `pending` job; refuses to overwrite an existing id."""
+        """Write a new job; refuses to overwrite an existing id."""
 
     @abstractmethod
     def get(self, job_id: str) -> Job | None:
@@ -73,50 +68,17 @@ class JobStore(ABC):
         """The most bytes (stored UTF-8 JSON) the running job's result may take, so that its
         item stays under DynamoDB's limit with room for its attempt history."""
 
-    # --- transitions (see jobpipe.domain.states) ---------------------------------------------
-
     @abstractmethod
-    def start(self, job_id: str, *, payload_hash: str, lease_expires_at: int, now_ms: int) -> Job:
-        """START: pending/retrying with attempts < max_attempts and the same payload hash, or
-        running with an expired lease (its runner died). Counts the attempt."""
+    def apply(self, transition: Transition, job: str | Job, /, **args: Any) -> Job:
+        """One conditional write: `transition` (see `jobpipe.domain.states`) applied to the job,
+        with the values its declaration reads (`now` always; the store adds the retention).
+        It applies only if the job exists and meets the transition's condition; otherwise it
+        raises `IllegalTransitionError` naming the job's current status (None when it does not
+        exist) and carrying the job as it stood.
 
-    # The transitions out of `running` take the running job as its START returned it: the
-    # write is guarded by that attempt number, and the job after it is known without a read.
-
-    @abstractmethod
-    def succeed(self, running: Job, *, result: Any, now_ms: int) -> Job:
-        """SUCCEED: running, guarded by the attempt number that started it."""
-
-    @abstractmethod
-    def retry(self, running: Job, *, error: ErrorInfo, next_attempt_at: int, now_ms: int) -> Job:
-        """RETRY: running → retrying, guarded by the attempt number."""
-
-    @abstractmethod
-    def fail(self, running: Job, *, error: ErrorInfo, dead_lettered: bool, now_ms: int) -> Job:
-        """FAIL: running → failed, guarded by the attempt number."""
-
-    @abstractmethod
-    def abandon(
-        self,
-        job_id: str,
-        *,
-        error: ErrorInfo,
-        now_ms: int,
-        lease_expires_at: int | None = None,
-        dead_letter_sent: bool = False,
-    ) -> Job:
-        """ABANDON: any non-terminal → failed and dead-lettered (the job can never run). With
-        `lease_expires_at`, only the running attempt holding that very lease. With
-        `dead_letter_sent`, the DLQ already holds its message (SQS moved it there)."""
-
-    @abstractmethod
-    def mark_dead_letter_sent(self, job_id: str, *, replays: int) -> None:
-        """Record that the DLQ holds the message of this dead-lettering of the job (the one of
-        its `replays`-th replay). Does nothing if the job moved on since."""
-
-    @abstractmethod
-    def replay(self, job_id: str, *, now_ms: int) -> Job:
-        """REPLAY: failed → pending with a fresh set of attempts; counts the replay."""
+        `job` is the job's id, or the job as the caller holds it (as an earlier transition
+        returned it): then the store works out the job after the write from it, without reading
+        it back — the transition's condition fences a stale copy."""
 
     # --- stuck jobs (the reaper) ----------------------------------------------------------------
 
@@ -129,14 +91,6 @@ class JobStore(ABC):
     def pending_before(self, job_type: str, *, before_ms: int, limit: int) -> Iterator[StuckJob]:
         """Jobs of `job_type` waiting to start since before `before_ms` (pending, or retrying
         with the retry due then), oldest first, at most `limit` (an index query, never a scan)."""
-
-    @abstractmethod
-    def claim_stuck(self, stuck: StuckJob, *, now_ms: int) -> Job:
-        """Claim a stuck job for re-enqueueing: one conditional write that moves its marker (the
-        expired lease, or `pending_since`) to `now_ms`, only if it is still as `stuck` saw it
-        (and, if running, has attempts left). So two reapers never both claim it, and the job
-        leaves the reaper's view until the grace period passes again; a worker can still start
-        it. Raises IllegalTransitionError when the job has moved on."""
 
 
 class JobQueue(Protocol):

@@ -133,6 +133,8 @@ class WorkerShape:
     # A job of a type the worker does not know waits this long (from its last change) before it
     # is failed as poison: during a deploy, submit may know a new type before the worker does.
     unknown_type_grace_seconds: int = 15 * 60
+    # Async jobs of one batch awaited side by side, at most this many at a time.
+    async_concurrency: int = 10
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,7 @@ class MetricNames:
     poison: str = "PoisonMessage"
     duration: str = "JobDurationMs"
     requeued: str = "StuckJobRequeued"
+    cancelled: str = "JobCancelled"
     reaper_unresolved: str = "StuckJobUnresolved"
 
 

@@ -17,7 +17,17 @@ from jobpipe.domain.job import ErrorInfo, Job
 from jobpipe.domain.states import JobStatus
 from jobpipe.errors import IllegalTransitionError
 from jobpipe.ports import JobStore
-from tests.factories import pending_job
+from tests.factories import (
+    abandon,
+    claim_stuck,
+    fail,
+    mark_dead_letter_sent,
+    pending_job,
+    replay,
+    retry,
+    start,
+    succeed,
+)
 
 NOW = int(time.time() * 1000)
 LEASE = NOW + 60_000
@@ -41,8 +51,8 @@ def new_job(max_attempts: int = 3, params: dict[str, Any] | None = None) -> Job:
 
 
 def started(store: JobStore, job: Job, *, lease: int = LEASE, now: int = NOW) -> Job:
-    return store.start(
-        job.job_id, payload_hash=job.payload_hash, lease_expires_at=lease, now_ms=now
+    return start(
+        store, job.job_id, payload_hash=job.payload_hash, lease_expires_at=lease, now_ms=now
     )
 
 
@@ -65,7 +75,7 @@ def test_a_result_of_exactly_its_budget_is_stored_whole_beside_the_largest_param
     budget = store.result_budget(running)
     assert 0 < budget < TOPOLOGY.item.result_cap_bytes
     result = "ü" * ((budget - 2) // 2)
-    store.succeed(running, result=result, now_ms=NOW + 1)
+    succeed(store, running, result=result, now_ms=NOW + 1)
     # Then the result reads back whole
     done = store.get(job.job_id)
     assert done is not None and done.result == result
@@ -89,11 +99,15 @@ def test_every_transition_keeps_the_job_for_the_retention_after_it(store: JobSto
 
     # When it starts, is retried, fails, and is replayed, each later than the last
     running = started(store, job, now=NOW + 1000)
-    retrying = store.retry(running, error=BOOM, next_attempt_at=NOW + 2000, now_ms=NOW + 2000)
-    failed = store.fail(
-        started(store, job, now=NOW + 3000), error=BOOM, dead_lettered=True, now_ms=NOW + 4000
+    retrying = retry(store, running, error=BOOM, next_attempt_at=NOW + 2000, now_ms=NOW + 2000)
+    failed = fail(
+        store,
+        started(store, job, now=NOW + 3000),
+        error=BOOM,
+        dead_lettered=True,
+        now_ms=NOW + 4000,
     )
-    replayed = store.replay(job.job_id, now_ms=NOW + 5000)
+    replayed = replay(store, job.job_id, now_ms=NOW + 5000)
     # Then each change keeps it for the retention counted from that change
     assert running.expires_at == kept_until(NOW + 1000)
     assert retrying.expires_at == kept_until(NOW + 2000)
@@ -108,15 +122,15 @@ def test_a_dead_lettering_is_marked_sent_once_and_a_replay_clears_the_mark(
     # Given a job failed and dead-lettered
     job = new_job()
     store.create(job)
-    store.fail(started(store, job), error=BOOM, dead_lettered=True, now_ms=NOW)
+    fail(store, started(store, job), error=BOOM, dead_lettered=True, now_ms=NOW)
     # When its DLQ copy is recorded as sent
-    store.mark_dead_letter_sent(job.job_id, replays=0)
+    mark_dead_letter_sent(store, job.job_id, replays=0)
     # Then the job says so; a mark for another dead-lettering (another replay count) is ignored
     marked = store.get(job.job_id)
     assert marked is not None and marked.dead_letter_sent is True
-    replayed = store.replay(job.job_id, now_ms=NOW + 1)
+    replayed = replay(store, job.job_id, now_ms=NOW + 1)
     assert replayed.dead_letter_sent is False
-    store.mark_dead_letter_sent(job.job_id, replays=0)
+    mark_dead_letter_sent(store, job.job_id, replays=0)
     assert store.get(job.job_id) == replayed
 
 
@@ -125,7 +139,7 @@ def test_an_abandon_may_record_that_sqs_dead_lettered_the_message_itself(
 ) -> None:
     job = new_job()
     store.create(job)
-    abandoned = store.abandon(job.job_id, error=BOOM, now_ms=NOW, dead_letter_sent=True)
+    abandoned = abandon(store, job.job_id, error=BOOM, now_ms=NOW, dead_letter_sent=True)
     assert (abandoned.dead_lettered, abandoned.dead_letter_sent) == (True, True)
     assert store.get(job.job_id) == abandoned
 
@@ -173,7 +187,7 @@ def test_start_refuses_a_different_payload(store: JobStore) -> None:
     job = new_job()
     store.create(job)
     with pytest.raises(IllegalTransitionError) as refused:
-        store.start(job.job_id, payload_hash="tampered", lease_expires_at=LEASE, now_ms=NOW)
+        start(store, job.job_id, payload_hash="tampered", lease_expires_at=LEASE, now_ms=NOW)
     assert refused.value.job is not None and refused.value.job.status is JobStatus.PENDING
 
 
@@ -181,7 +195,7 @@ def test_start_refuses_when_attempts_are_used_up(store: JobStore) -> None:
     job = new_job(max_attempts=1)
     store.create(job)
     running = started(store, job)
-    store.retry(running, error=BOOM, next_attempt_at=NOW, now_ms=NOW)
+    retry(store, running, error=BOOM, next_attempt_at=NOW, now_ms=NOW)
     with pytest.raises(IllegalTransitionError):
         started(store, job)
 
@@ -190,7 +204,7 @@ def test_succeed_stores_the_result(store: JobStore) -> None:
     job = new_job()
     store.create(job)
     running = started(store, job)
-    done = store.succeed(running, result={"ok": [1, 2]}, now_ms=NOW + 5)
+    done = succeed(store, running, result={"ok": [1, 2]}, now_ms=NOW + 5)
     assert done.status is JobStatus.SUCCEEDED
     assert done.result == {"ok": [1, 2]}
     assert done.completed_at == NOW + 5
@@ -202,7 +216,7 @@ def test_retry_records_the_error_and_when_to_try_again(store: JobStore) -> None:
     job = new_job()
     store.create(job)
     running = started(store, job)
-    retrying = store.retry(running, error=BOOM, next_attempt_at=NOW + 4000, now_ms=NOW)
+    retrying = retry(store, running, error=BOOM, next_attempt_at=NOW + 4000, now_ms=NOW)
     assert store.get(job.job_id) == retrying
     assert retrying.status is JobStatus.RETRYING
     assert retrying.next_attempt_at == NOW + 4000
@@ -217,7 +231,7 @@ def test_a_retry_does_not_start_before_it_is_due(store: JobStore) -> None:
     # Given a job whose retry is due in 60 s
     job = new_job()
     store.create(job)
-    store.retry(started(store, job), error=BOOM, next_attempt_at=NOW + 60_000, now_ms=NOW)
+    retry(store, started(store, job), error=BOOM, next_attempt_at=NOW + 60_000, now_ms=NOW)
     # When its message arrives early (SQS could not hide it for the whole backoff)
     with pytest.raises(IllegalTransitionError) as refused:
         started(store, job, now=NOW + 10_000)
@@ -233,7 +247,7 @@ def test_a_started_retry_no_longer_has_a_next_attempt_time(store: JobStore) -> N
     # Given a job waiting for its retry
     job = new_job()
     store.create(job)
-    store.retry(started(store, job), error=BOOM, next_attempt_at=NOW + 4000, now_ms=NOW)
+    retry(store, started(store, job), error=BOOM, next_attempt_at=NOW + 4000, now_ms=NOW)
     # When the retry starts
     running = started(store, job, now=NOW + 4000)
     # Then it is running with no next attempt pending, nor a completion time
@@ -245,7 +259,7 @@ def test_fail_marks_dead_lettered(store: JobStore) -> None:
     job = new_job()
     store.create(job)
     running = started(store, job)
-    failed = store.fail(running, error=BOOM, dead_lettered=True, now_ms=NOW + 7)
+    failed = fail(store, running, error=BOOM, dead_lettered=True, now_ms=NOW + 7)
     assert store.get(job.job_id) == failed
     assert failed.status is JobStatus.FAILED
     assert failed.dead_lettered
@@ -261,7 +275,7 @@ def test_an_outcome_from_a_stale_attempt_is_refused(store: JobStore) -> None:
     started(store, job, now=NOW + 2)
     # When attempt 1's runner reports late, then its write is refused
     with pytest.raises(IllegalTransitionError):
-        store.succeed(first, result=None, now_ms=NOW + 3)
+        succeed(store, first, result=None, now_ms=NOW + 3)
 
 
 @pytest.mark.parametrize("outcome", ["succeed", "retry", "fail"])
@@ -278,14 +292,14 @@ def test_no_backward_moves_from_terminal_states(store: JobStore, outcome: str) -
     job = new_job()
     store.create(job)
     running = started(store, job)
-    store.succeed(running, result=1, now_ms=NOW)
+    succeed(store, running, result=1, now_ms=NOW)
     with pytest.raises(IllegalTransitionError) as refused:
         _outcome(store, running, outcome)
     assert refused.value.current == "succeeded"
     with pytest.raises(IllegalTransitionError):
         started(store, job)
     with pytest.raises(IllegalTransitionError):
-        store.replay(job.job_id, now_ms=NOW)
+        replay(store, job.job_id, now_ms=NOW)
 
 
 @pytest.mark.parametrize("transition", ["start", "succeed", "retry", "fail", "abandon", "replay"])
@@ -294,11 +308,11 @@ def test_a_transition_on_a_missing_job_never_creates_it(store: JobStore, transit
     job_id = ghost.job_id
     with pytest.raises(IllegalTransitionError) as refused:
         if transition == "start":
-            store.start(job_id, payload_hash="h", lease_expires_at=LEASE, now_ms=NOW)
+            start(store, job_id, payload_hash="h", lease_expires_at=LEASE, now_ms=NOW)
         elif transition == "abandon":
-            store.abandon(job_id, error=BOOM, now_ms=NOW)
+            abandon(store, job_id, error=BOOM, now_ms=NOW)
         elif transition == "replay":
-            store.replay(job_id, now_ms=NOW)
+            replay(store, job_id, now_ms=NOW)
         else:
             _outcome(store, ghost, transition)
     assert refused.value.current is None
@@ -311,7 +325,7 @@ def test_abandon_fails_a_job_from_any_non_terminal_state(store: JobStore) -> Non
     store.create(running)
     started(store, running)
     for job in (pending, running):
-        failed = store.abandon(job.job_id, error=BOOM, now_ms=NOW + 9)
+        failed = abandon(store, job.job_id, error=BOOM, now_ms=NOW + 9)
         assert failed.status is JobStatus.FAILED and failed.dead_lettered
         assert failed.completed_at == NOW + 9 and failed.next_attempt_at is None
         assert store.get(job.job_id) == failed
@@ -321,8 +335,8 @@ def test_replay_gives_a_failed_job_fresh_attempts_and_keeps_the_record(store: Jo
     job = new_job(max_attempts=1)
     store.create(job)
     running = started(store, job)
-    store.fail(running, error=BOOM, dead_lettered=True, now_ms=NOW)
-    replayed = store.replay(job.job_id, now_ms=NOW + 10)
+    fail(store, running, error=BOOM, dead_lettered=True, now_ms=NOW)
+    replayed = replay(store, job.job_id, now_ms=NOW + 10)
     assert replayed.status is JobStatus.PENDING
     assert replayed.attempts == 0
     assert replayed.replays == 1
@@ -367,11 +381,11 @@ def _as_running(job: Job) -> Job:
 
 def _outcome(store: JobStore, running: Job, outcome: str) -> None:
     if outcome == "succeed":
-        store.succeed(running, result=None, now_ms=NOW)
+        succeed(store, running, result=None, now_ms=NOW)
     elif outcome == "retry":
-        store.retry(running, error=BOOM, next_attempt_at=NOW, now_ms=NOW)
+        retry(store, running, error=BOOM, next_attempt_at=NOW, now_ms=NOW)
     else:
-        store.fail(running, error=BOOM, dead_lettered=False, now_ms=NOW)
+        fail(store, running, error=BOOM, dead_lettered=False, now_ms=NOW)
 
 
 # --- stuck jobs (the reaper's index queries and claim) ---------------------------------------
@@ -381,14 +395,14 @@ def test_a_retrying_job_is_listed_as_waiting_from_when_its_retry_is_due(store: J
     # Given a job whose first attempt failed, retry due at NOW + 4000
     job = new_job()
     store.create(job)
-    store.retry(started(store, job), error=BOOM, next_attempt_at=NOW + 4000, now_ms=NOW)
+    retry(store, started(store, job), error=BOOM, next_attempt_at=NOW + 4000, now_ms=NOW)
     # When waiting jobs are listed before and after the retry is due
     before = list(store.pending_before(job.type, before_ms=NOW + 4000, limit=10))
     after = list(store.pending_before(job.type, before_ms=NOW + 4001, limit=10))
     # Then it is listed only once its retry is overdue, and can be claimed like a pending job
     assert before == []
     assert [(s.job_id, s.since) for s in after] == [(job.job_id, NOW + 4000)]
-    claimed = store.claim_stuck(after[0], now_ms=NOW + 5000)
+    claimed = claim_stuck(store, after[0], now_ms=NOW + 5000)
     assert claimed.status is JobStatus.RETRYING
     # And once claimed (its message is sent again) its next attempt is due at the claim
     assert store.get(job.job_id) == claimed
@@ -421,8 +435,8 @@ def test_only_running_jobs_with_a_lease_expired_before_the_cut_off_are_listed(
     running, retrying, done = new_job(), new_job(), new_job()
     for job in (running, retrying, done):
         store.create(job)
-    store.retry(started(store, retrying), error=BOOM, next_attempt_at=NOW, now_ms=NOW)
-    store.succeed(started(store, done), result=None, now_ms=NOW)
+    retry(store, started(store, retrying), error=BOOM, next_attempt_at=NOW, now_ms=NOW)
+    succeed(store, started(store, done), result=None, now_ms=NOW)
     started(store, running)
     # When expired leases are listed, before and after the lease's end
     before = list(store.expired_leases(running.type, before_ms=LEASE, limit=10))
@@ -440,13 +454,13 @@ def test_a_claim_moves_the_marker_once_and_refuses_a_stale_view(store: JobStore)
     store.create(job)
     (seen,) = store.pending_before(job.type, before_ms=NOW + 1, limit=10)
     # When it is claimed
-    claimed = store.claim_stuck(seen, now_ms=NOW + 5)
+    claimed = claim_stuck(store, seen, now_ms=NOW + 5)
     # Then it is the whole job, still pending, now pending since the claim
     assert claimed.job_id == job.job_id and claimed.status is JobStatus.PENDING
     assert list(store.pending_before(job.type, before_ms=NOW + 5, limit=10)) == []
     # And a second claim from the same (stale) view is refused
     with pytest.raises(IllegalTransitionError):
-        store.claim_stuck(seen, now_ms=NOW + 6)
+        claim_stuck(store, seen, now_ms=NOW + 6)
 
 
 def test_a_running_job_is_claimed_only_with_attempts_left_and_abandoned_only_by_its_lease(
@@ -460,11 +474,11 @@ def test_a_running_job_is_claimed_only_with_attempts_left_and_abandoned_only_by_
     assert not seen.attempts_left
     # Then it cannot be claimed for a re-enqueue (it could never start again)
     with pytest.raises(IllegalTransitionError):
-        store.claim_stuck(seen, now_ms=LEASE + 1)
+        claim_stuck(store, seen, now_ms=LEASE + 1)
     # And an abandon guarded by another lease is refused, by its own lease applied
     with pytest.raises(IllegalTransitionError):
-        store.abandon(job.job_id, error=BOOM, now_ms=LEASE + 1, lease_expires_at=LEASE + 7)
-    failed = store.abandon(job.job_id, error=BOOM, now_ms=LEASE + 1, lease_expires_at=LEASE)
+        abandon(store, job.job_id, error=BOOM, now_ms=LEASE + 1, lease_expires_at=LEASE + 7)
+    failed = abandon(store, job.job_id, error=BOOM, now_ms=LEASE + 1, lease_expires_at=LEASE)
     assert failed.status is JobStatus.FAILED and failed.dead_lettered is True
     assert list(store.expired_leases(job.type, before_ms=LEASE + 10, limit=10)) == []
 
@@ -473,8 +487,8 @@ def test_a_replayed_job_is_pending_again_since_its_replay(store: JobStore) -> No
     # Given a job that failed and is replayed
     job = new_job()
     store.create(job)
-    store.abandon(job.job_id, error=BOOM, now_ms=NOW)
-    store.replay(job.job_id, now_ms=NOW + 10)
+    abandon(store, job.job_id, error=BOOM, now_ms=NOW)
+    replay(store, job.job_id, now_ms=NOW + 10)
     # Then the pending listing shows it since the replay
     (seen,) = store.pending_before(job.type, before_ms=NOW + 11, limit=10)
     assert seen.since == NOW + 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
@@ -44,7 +45,7 @@ def test_submit_posts_the_job_and_returns_a_typed_result(fake_api: FakeApi) -> N
     assert request["method"] == "POST" and request["path"] == "/jobs"
     assert request["headers"]["Idempotency-Key"] == "k1"
     assert request["headers"]["Content-Type"] == "application/json"
-    assert request["body"] == b'{"type": "echo", "params": {"a": 1}}'
+    assert json.loads(request["body"]) == {"type": "echo", "params": {"a": 1}}
 
 
 def test_get_returns_the_job_with_its_retry_after(fake_api: FakeApi) -> None:

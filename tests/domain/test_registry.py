@@ -42,7 +42,7 @@ def test_a_job_type_is_one_function_and_one_decorator() -> None:
     assert declared.policy.max_attempts == DEFAULT_MAX_ATTEMPTS
     assert declared.policy.timeout == DEFAULT_TIMEOUT_SECONDS
     assert declared.policy.backoff == Backoff()
-    assert declared.run(declared.parse_params({"n": 4}), JobContext("j", 1, 3)) == 8
+    assert declared.call(declared.parse_params({"n": 4}), JobContext("j", 1, 3)) == 8
 
 
 def test_a_job_function_may_ask_for_its_context() -> None:
@@ -53,7 +53,7 @@ def test_a_job_function_may_ask_for_its_context() -> None:
         return {"attempt": context.attempt}
 
     declared = registry.get_type("ctx")
-    assert declared.run(Params(n=1), JobContext("j", 2, 3)) == {"attempt": 2}
+    assert declared.call(Params(n=1), JobContext("j", 2, 3)) == {"attempt": 2}
 
 
 def test_bad_params_name_the_fields() -> None:

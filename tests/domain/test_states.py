@@ -1,48 +1,127 @@
-"""The state machine as data: the moves the contract allows, and no others."""
+"""The state machine as data: the moves the contract allows and no others, and the small
+language they are written in, evaluated as DynamoDB would."""
 
+import pytest
+
+from jobpipe.domain.expressions import (
+    Add,
+    All,
+    AnyOf,
+    Arg,
+    AtMost,
+    Below,
+    Field,
+    Is,
+    Missing,
+    Remove,
+    Set,
+    SetIfGiven,
+    Sum,
+    apply_changes,
+    holds,
+)
 from jobpipe.domain.states import (
     ABANDON,
-    FAIL,
+    CANCEL,
+    CANCELLABLE_AT_ONCE,
     REPLAY,
-    RETRY,
     START,
-    SUCCEED,
     TERMINAL,
     TRANSITIONS,
     JobStatus,
 )
 
-
-def test_contract_moves_are_the_only_moves_out_of_running() -> None:
-    # Given the transitions table
-    # When we collect every target reachable from `running`
-    from_running = {t.target for t in TRANSITIONS if JobStatus.RUNNING in t.sources}
-    # Then running may only succeed, fail or go back to retrying
-    assert from_running == {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.RETRYING}
+STATUS_MOVES = {t.name: (t.sources, t.target) for t in TRANSITIONS if t.target is not None}
 
 
-def test_a_worker_starts_only_pending_or_retrying_jobs() -> None:
-    assert START.sources == {JobStatus.PENDING, JobStatus.RETRYING}
+def test_the_moves_out_of_running_are_the_contracts() -> None:
+    # Given the transitions table / When we collect every status reachable from `running`
+    from_running = {
+        t.target for t in TRANSITIONS if JobStatus.RUNNING in t.sources and t.target is not None
+    }
+    # Then running may succeed, fail, be cancelled, go back to retrying — or start again when its
+    # runner died
+    assert from_running == {
+        JobStatus.SUCCEEDED,
+        JobStatus.FAILED,
+        JobStatus.RETRYING,
+        JobStatus.CANCELLED,
+        JobStatus.RUNNING,
+    }
+
+
+def test_a_worker_starts_only_a_waiting_job_or_one_whose_runner_died() -> None:
+    assert START.sources == {JobStatus.PENDING, JobStatus.RETRYING, JobStatus.RUNNING}
     assert START.target is JobStatus.RUNNING
 
 
-def test_outcomes_leave_only_from_running() -> None:
-    for transition in (SUCCEED, RETRY, FAIL):
-        assert transition.sources == {JobStatus.RUNNING}
-
-
-def test_terminal_jobs_only_leave_by_an_operator_replay() -> None:
-    # Given a terminal status, when we look for transitions leaving it, then only REPLAY of a
-    # failed job does (no backward moves otherwise)
-    leaving_terminal = [t for t in TRANSITIONS if t.sources & TERMINAL]
-    assert leaving_terminal == [REPLAY]
+def test_terminal_jobs_only_leave_by_an_operator_replay_of_a_failed_one() -> None:
+    # Given a terminal status, when we look for moves leaving it, then only REPLAY of a failed
+    # job changes a status (the others only mark a finished job, never move it backwards)
+    leaving = [t for t in TRANSITIONS if t.sources & TERMINAL and t.target is not None]
+    assert leaving == [REPLAY]
     assert REPLAY.sources == {JobStatus.FAILED}
 
 
-def test_abandon_fails_any_non_terminal_job() -> None:
-    assert ABANDON.sources == set(JobStatus) - TERMINAL
+def test_abandon_fails_any_job_that_is_neither_finished_nor_cancellable_only() -> None:
+    assert ABANDON.sources == {JobStatus.PENDING, JobStatus.RUNNING, JobStatus.RETRYING}
     assert ABANDON.target is JobStatus.FAILED
 
 
+def test_a_cancel_ends_at_once_only_a_job_that_is_not_running() -> None:
+    assert CANCEL.sources == CANCELLABLE_AT_ONCE
+    assert JobStatus.RUNNING not in CANCEL.sources
+    assert CANCEL.target is JobStatus.CANCELLED
+
+
 def test_terminal_statuses() -> None:
-    assert {s for s in JobStatus if s.is_terminal} == {JobStatus.SUCCEEDED, JobStatus.FAILED}
+    assert {s for s in JobStatus if s.is_terminal} == {
+        JobStatus.SUCCEEDED,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+    }
+
+
+def test_each_transition_names_the_values_its_caller_supplies() -> None:
+    assert START.args == {"payload_hash", "lease", "now", "due"}
+    # the store supplies the retention itself
+    assert all("expires_at" not in t.args for t in TRANSITIONS)
+
+
+# --- the language, on records ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        (Is("n", 1), True),
+        (Is("missing", 1), False),
+        (Below("n", 2), True),
+        (Below("missing", 2), False),  # a comparison with a missing attribute is false
+        (AtMost("n", Arg("limit")), True),
+        (Below("n", Field("max")), True),
+        (Missing("missing"), True),
+        (All(Is("n", 1), Missing("n")), False),
+        (AnyOf(Is("n", 2), Is("s", "x")), True),
+    ],
+)
+def test_conditions_hold_as_dynamodb_evaluates_them(condition: object, expected: bool) -> None:
+    record = {"n": 1, "s": "x", "max": 3}
+    assert holds(condition, record, {"limit": 1}) is expected  # type: ignore[arg-type]
+
+
+def test_changes_read_the_record_as_it_was_before_the_write() -> None:
+    # Given a record, and changes that read fields another change writes (as in one UpdateItem)
+    record = {"attempts": 2, "prior": 1, "gone": True}
+    changes = (
+        Set("prior", Sum(Field("prior", 0), Field("attempts", 0))),
+        Set("attempts", 0),
+        Add("replays", 1),
+        Remove("gone"),
+        SetIfGiven("progress", Arg("progress")),
+    )
+    # When they are applied
+    after = apply_changes(changes, record, {"progress": None})
+    # Then each read the old record, a missing counter starts at zero, and an absent optional
+    # value writes nothing
+    assert after == {"attempts": 0, "prior": 3, "replays": 1}

@@ -14,7 +14,7 @@ from jobpipe.adapters.memory import InMemoryJobStore
 from jobpipe.domain.job import ErrorInfo, Job
 from jobpipe.domain.states import JobStatus
 from jobpipe.ops.dlq import Action, DeadLetterQueue, MoveTaskActiveError
-from tests.factories import pending_job
+from tests.factories import fail, pending_job, start
 
 DLQ_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/jobpipe-dlq"
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/jobpipe-jobs"
@@ -35,10 +35,10 @@ def failed_job(store: InMemoryJobStore) -> Job:
     params = {"n": 1}
     job = pending_job(params=params, max_attempts=1, now_ms=NOW_MS)
     store.create(job)
-    running = store.start(
-        job.job_id, payload_hash=job.payload_hash, lease_expires_at=NOW_MS, now_ms=NOW_MS
+    running = start(
+        store, job.job_id, payload_hash=job.payload_hash, lease_expires_at=NOW_MS, now_ms=NOW_MS
     )
-    return store.fail(running, error=ErrorInfo("E", "x"), dead_lettered=True, now_ms=NOW_MS)
+    return fail(store, running, error=ErrorInfo("E", "x"), dead_lettered=True, now_ms=NOW_MS)
 
 
 def expect_arn(stubber: Stubber, url: str, arn: str) -> None:

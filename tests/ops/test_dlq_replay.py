@@ -14,7 +14,7 @@ from jobpipe.domain.job import ErrorInfo, Job, JobMessage, new_job_id
 from jobpipe.domain.states import JobStatus
 from jobpipe.ops.dlq import Action, DeadLetterQueue, ReplayFilter
 from tests.conftest import Aws
-from tests.factories import pending_job
+from tests.factories import fail, pending_job, replay, retry, start, succeed
 
 NOW_MS = int(time.time() * 1000)
 BOOM = ErrorInfo("TransientJobError", "boom")
@@ -46,15 +46,19 @@ class Fixture:
         # suite may reach this test minutes later.
         live = int(time.time() * 1000) + 600_000
         lease = live if status is JobStatus.RUNNING else NOW_MS - 1
-        running = self.store.start(
-            job.job_id, payload_hash=job.payload_hash, lease_expires_at=lease, now_ms=NOW_MS
+        running = start(
+            self.store,
+            job.job_id,
+            payload_hash=job.payload_hash,
+            lease_expires_at=lease,
+            now_ms=NOW_MS,
         )
         if status is JobStatus.SUCCEEDED:
-            return self.store.succeed(running, result={"ok": 1}, now_ms=NOW_MS)
+            return succeed(self.store, running, result={"ok": 1}, now_ms=NOW_MS)
         if status is JobStatus.FAILED:
-            return self.store.fail(running, error=BOOM, dead_lettered=True, now_ms=NOW_MS)
+            return fail(self.store, running, error=BOOM, dead_lettered=True, now_ms=NOW_MS)
         if status is JobStatus.RETRYING:
-            return self.store.retry(running, error=BOOM, next_attempt_at=NOW_MS, now_ms=NOW_MS)
+            return retry(self.store, running, error=BOOM, next_attempt_at=NOW_MS, now_ms=NOW_MS)
         stored = self.store.get(job.job_id)
         assert stored is not None
         return stored
@@ -148,7 +152,7 @@ def test_a_replay_interrupted_after_the_reset_is_finished_by_the_next_run(fx: Fi
     # Given a job reset to pending whose message is still in the DLQ (the run stopped there)
     job = fx.job(JobStatus.FAILED)
     fx.dead_letter(job)
-    fx.store.replay(job.job_id, now_ms=NOW_MS)
+    replay(fx.store, job.job_id, now_ms=NOW_MS)
     # When the replay runs again
     report = fx.dlq.replay()
     # Then it sends the job without resetting it twice
@@ -212,7 +216,8 @@ def test_a_replay_never_fails_an_attempt_a_worker_started_after_it_looked(
         seen = read(job_id)
         if not restarted:
             restarted.append(
-                fx.store.start(
+                start(
+                    fx.store,
                     job_id,
                     payload_hash=job.payload_hash,
                     lease_expires_at=int(time.time() * 1000) + 7_200_000,
@@ -239,12 +244,16 @@ def test_a_copy_from_before_the_jobs_latest_replay_is_deleted_without_resetting_
     # first dead-lettering still in the DLQ beside the current one
     job = fx.job(JobStatus.FAILED)
     fx.dead_letter(job, replays=0)
-    fx.store.replay(job.job_id, now_ms=NOW_MS + 1)
+    replay(fx.store, job.job_id, now_ms=NOW_MS + 1)
     fx.aws.sqs.purge_queue(QueueUrl=fx.aws.queue_url)
-    running = fx.store.start(
-        job.job_id, payload_hash=job.payload_hash, lease_expires_at=NOW_MS + 5, now_ms=NOW_MS + 2
+    running = start(
+        fx.store,
+        job.job_id,
+        payload_hash=job.payload_hash,
+        lease_expires_at=NOW_MS + 5,
+        now_ms=NOW_MS + 2,
     )
-    fx.store.fail(running, error=BOOM, dead_lettered=True, now_ms=NOW_MS + 3)
+    fail(fx.store, running, error=BOOM, dead_lettered=True, now_ms=NOW_MS + 3)
     fx.dead_letter(job, replays=1)
     # When the DLQ is replayed
     outcomes = fx.dlq.replay().outcomes

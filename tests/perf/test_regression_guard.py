@@ -33,12 +33,16 @@ RUNTIME = {
 ALLOWED_PACKAGES = {
     "submit": RUNTIME | {"annotated_types"},
     "status": RUNTIME | {"annotated_types"},
-    # Powertools' idempotency package imports its DynamoDB layer, hence boto3.
-    "worker": RUNTIME | {"boto3", "s3transfer"},
+    # Powertools' idempotency package imports its DynamoDB layer, hence boto3; a run's typed
+    # outcome is a pydantic model (annotated_types).
+    "worker": RUNTIME | {"boto3", "s3transfer", "annotated_types"},
 }
 # Every module in sys.modules after the import (standard library included), with some room.
 MODULE_BUDGET = {"submit": 640, "status": 640, "worker": 680}
 API = {
+    # The request deadline: no AWS call starts that could not finish.
+    "jobpipe.adapters",
+    "jobpipe.adapters.clients",
     "jobpipe.api",
     "jobpipe.api.app",
     "jobpipe.api.errors",
@@ -46,6 +50,8 @@ API = {
 }
 CORE = {
     "jobpipe.domain",
+    "jobpipe.domain.context",
+    "jobpipe.domain.expressions",
     "jobpipe.domain.job",
     "jobpipe.domain.registry",
     "jobpipe.domain.retry",
@@ -77,9 +83,12 @@ OWN_MODULES = {
     },
     "worker": CORE
     | {
+        "jobpipe.domain.outcome",
+        "jobpipe.domain.record",
         "jobpipe.handlers.worker",
         "jobpipe.worker",
         "jobpipe.worker.idempotency",
+        "jobpipe.worker.limits",
         "jobpipe.worker.service",
     },
 }

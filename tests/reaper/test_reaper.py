@@ -15,7 +15,7 @@ from jobpipe.local.event_source import BatchResult, InvocationKilled
 from jobpipe.ports import JobQueue, StuckJob
 from jobpipe.reaper.service import Action, Reaper, ReaperPolicy
 from jobpipe.topology import TOPOLOGY
-from tests.factories import pending_job
+from tests.factories import pending_job, start
 from tests.worker.conftest import INSTANT, AnyParams, Pipeline
 
 POLICY = ReaperPolicy.from_topology()
@@ -172,8 +172,12 @@ def test_fresh_pending_live_running_and_recently_expired_jobs_are_left_alone(
     live = pending_job("counted", now_ms=int(pipeline.clock() * 1000))
     pipeline.store.create(live)
     now_ms = int(pipeline.clock() * 1000)
-    pipeline.store.start(
-        live.job_id, payload_hash=live.payload_hash, lease_expires_at=now_ms + 60_000, now_ms=now_ms
+    start(
+        pipeline.store,
+        live.job_id,
+        payload_hash=live.payload_hash,
+        lease_expires_at=now_ms + 60_000,
+        now_ms=now_ms,
     )
     depth = pipeline.aws.queue_depth()
     # When the reaper runs

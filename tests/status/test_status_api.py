@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from jobpipe.adapters.dynamodb import DynamoDBJobStore
 from jobpipe.domain.job import ErrorInfo, new_job_id
 from tests.conftest import BOB, Aws, body_of
+from tests.factories import abandon, retry, start, succeed
 
 Call = Callable[..., dict[str, Any]]
 FIELDS = {
@@ -42,8 +44,11 @@ def test_a_succeeded_job_shows_its_result_and_no_retry_after(
     store = DynamoDBJobStore(aws.table_name)
     job = store.get(job_id)
     assert job is not None
-    running = store.start(job_id, payload_hash=job.payload_hash, lease_expires_at=2**42, now_ms=1)
-    store.succeed(running, result={"a": 1}, now_ms=2)
+    now = int(time.time() * 1000)
+    running = start(
+        store, job_id, payload_hash=job.payload_hash, lease_expires_at=now + 60_000, now_ms=now
+    )
+    succeed(store, running, result={"a": 1}, now_ms=now + 1)
     response = get_status(job_id)
     body = body_of(response)
     assert body["status"] == "succeeded" and body["is_terminal"] is True
@@ -57,7 +62,7 @@ def test_a_failed_job_shows_its_error_and_no_result(
 ) -> None:
     job_id = _submitted(submit)
     store = DynamoDBJobStore(aws.table_name)
-    store.abandon(job_id, error=ErrorInfo("Boom", "it broke"), now_ms=5)
+    abandon(store, job_id, error=ErrorInfo("Boom", "it broke"), now_ms=int(time.time() * 1000))
     body = body_of(get_status(job_id))
     assert body["error"] == {"type": "Boom", "message": "it broke"}
     assert body["dead_lettered"] is True
@@ -72,10 +77,10 @@ def test_a_retrying_job_says_when_to_poll_again(aws: Aws, submit: Call, get_stat
     job = store.get(job_id)
     assert job is not None
     now = int(time.time() * 1000)
-    running = store.start(
-        job_id, payload_hash=job.payload_hash, lease_expires_at=now + 9999, now_ms=now
+    running = start(
+        store, job_id, payload_hash=job.payload_hash, lease_expires_at=now + 9999, now_ms=now
     )
-    store.retry(running, error=ErrorInfo("E", "m"), next_attempt_at=now + 8000, now_ms=now)
+    retry(store, running, error=ErrorInfo("E", "m"), next_attempt_at=now + 8000, now_ms=now)
     response = get_status(job_id)
     body = body_of(response)
     assert body["status"] == "retrying" and body["next_attempt_at"] is not None

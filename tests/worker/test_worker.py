@@ -12,6 +12,7 @@ from jobpipe.domain.job import JobMessage, new_job_id
 from jobpipe.domain.states import JobStatus
 from jobpipe.handlers import worker as worker_handler
 from jobpipe.local.event_source import LambdaContext, sqs_event
+from tests.factories import start
 from tests.worker.conftest import INSTANT, AnyParams, Pipeline
 
 
@@ -140,19 +141,20 @@ def test_a_result_that_is_not_json_fails_the_job_permanently(pipeline: Pipeline)
 def test_an_outcome_write_that_fails_is_tried_again_while_there_is_time(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from jobpipe.domain.states import SUCCEED
     from jobpipe.errors import StoreError
 
     # Given a job, and a store whose first success write fails past botocore's retries
     job_id = pipeline.submit("counted")
-    succeed = pipeline.store.succeed
+    apply = pipeline.store.apply
     failures = [StoreError("DynamoDB UpdateItem failed: ProvisionedThroughputExceededException")]
 
-    def flaky(*args: Any, **kwargs: Any) -> Any:
-        if failures:
+    def flaky(transition: Any, *args: Any, **kwargs: Any) -> Any:
+        if transition is SUCCEED and failures:
             raise failures.pop()
-        return succeed(*args, **kwargs)
+        return apply(transition, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline.store, "succeed", flaky)
+    monkeypatch.setattr(pipeline.store, "apply", flaky)
     # When the worker runs it (with plenty of the invocation left)
     result = pipeline.poll()
     # Then the outcome is recorded by a second try: the job succeeded, ran once, left the queue
@@ -164,22 +166,23 @@ def test_an_outcome_write_that_fails_is_tried_again_while_there_is_time(
 def test_an_outcome_write_whose_answer_was_lost_counts_as_done(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from jobpipe.domain.states import SUCCEED
     from jobpipe.errors import StoreError
 
     # Given a job whose success write is applied, but whose answer never arrives (a read
     # timeout), so that botocore's retry of it is refused
     job_id = pipeline.submit("counted")
-    succeed = pipeline.store.succeed
+    apply = pipeline.store.apply
     lost = [True]
 
-    def applied_then_lost(*args: Any, **kwargs: Any) -> Any:
-        done = succeed(*args, **kwargs)
-        if lost:
+    def applied_then_lost(transition: Any, *args: Any, **kwargs: Any) -> Any:
+        done = apply(transition, *args, **kwargs)
+        if transition is SUCCEED and lost:
             lost.pop()
             raise StoreError("DynamoDB UpdateItem failed: ReadTimeoutError")
         return done
 
-    monkeypatch.setattr(pipeline.store, "succeed", applied_then_lost)
+    monkeypatch.setattr(pipeline.store, "apply", applied_then_lost)
     # When the worker runs it
     result = pipeline.poll()
     # Then the job is done, once, and its record leaves the queue
@@ -498,8 +501,12 @@ def test_a_duplicate_delivered_while_the_job_is_running_is_left_for_later(
     job_id = pipeline.submit("counted")
     now_ms = int(pipeline.clock() * 1000)
     job = pipeline.job(job_id)
-    pipeline.store.start(
-        job_id, payload_hash=job.payload_hash, lease_expires_at=now_ms + 60_000, now_ms=now_ms
+    start(
+        pipeline.store,
+        job_id,
+        payload_hash=job.payload_hash,
+        lease_expires_at=now_ms + 60_000,
+        now_ms=now_ms,
     )
     messages = received(pipeline)
     # When a second copy of its message reaches this worker

@@ -72,6 +72,30 @@ class ErrorInfo:
 
 
 @dataclass(frozen=True)
+class AttemptError:
+    """A failure the job met: on which attempt, what, and when (epoch ms)."""
+
+    attempt: int
+    type: str
+    message: str
+    at: int
+
+
+# The attempt history keeps this many of the latest failures.
+MAX_ERRORS_KEPT = 10
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a running job last reported of its progress, and when (epoch ms)."""
+
+    current: float
+    total: float | None = None
+    message: str | None = None
+    at: int = 0
+
+
+@dataclass(frozen=True)
 class Job:
     """A job as stored. Times are epoch milliseconds."""
 
@@ -91,17 +115,40 @@ class Job:
     next_attempt_at: int | None = None
     lease_expires_at: int | None = None
     result: Any = None
-    error: ErrorInfo | None = None
+    # The failures of the job's attempts, oldest first (the latest MAX_ERRORS_KEPT).
+    errors: tuple[AttemptError, ...] = ()
+    # Why the job could never run, when no attempt's error says it (poison, attempts cut off).
+    failure: ErrorInfo | None = None
     dead_lettered: bool = False
     # Whether the DLQ holds this job's message for its current dead-lettering: a redelivery of a
     # dead-lettered job sends a copy only when it does not (one DLQ entry per dead-lettering).
     dead_letter_sent: bool = False
     replays: int = 0
     prior_attempts: int = 0
+    cancel_requested: bool = False
+    progress: Progress | None = None
 
     @property
     def is_terminal(self) -> bool:
         return self.status.is_terminal
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        """Why the job failed, or, while it waits to be retried, its last attempt's error (the
+        history of every failed attempt is `errors`)."""
+        if self.status not in (JobStatus.FAILED, JobStatus.RETRYING):
+            return None
+        if self.failure is not None:
+            return self.failure
+        if not self.errors:
+            return None
+        last = self.errors[-1]
+        return ErrorInfo(last.type, last.message)
+
+    def errors_with(self, error: ErrorInfo, now_ms: int) -> tuple[AttemptError, ...]:
+        """The history with `error` of the current attempt added (the latest kept)."""
+        entry = AttemptError(self.attempts, error.type, error.message, now_ms)
+        return (*self.errors, entry)[-MAX_ERRORS_KEPT:]
 
     def message(self) -> JobMessage:
         return JobMessage(job_id=self.job_id, type=self.type, params=self.params)

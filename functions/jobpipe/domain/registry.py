@@ -8,7 +8,9 @@
     def resize(params: ResizeParams) -> dict: ...
 
 The params model is taken from the function's annotation. A job function may take a second
-parameter, a `JobContext`, to learn its job id and attempt number.
+parameter, a `JobContext` (`jobpipe.domain.context`): its job id and attempt, progress,
+cancellation. An `async def` job function is awaited, concurrently with the batch's other async
+jobs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
+from jobpipe.domain.context import JobContext as JobContext  # job functions import it here
 from jobpipe.domain.retry import Backoff
 from jobpipe.errors import (
     ConfigurationError,
@@ -35,24 +38,22 @@ JOB_TYPE_NAME_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
 
 
 @dataclass(frozen=True)
-class JobContext:
-    job_id: str
-    attempt: int
-    max_attempts: int
-
-
-@dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     backoff: Backoff = field(default_factory=Backoff)
+    # The hard limit: a record is started only with this much invocation time left.
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     permanent: tuple[type[BaseException], ...] = ()
+    # Raises SoftTimeLimitExceeded inside the job this long into it, so that it can clean up.
+    soft_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_attempts <= 100:
             raise ConfigurationError("max_attempts must be between 1 and 100")
         if self.timeout <= 0:
             raise ConfigurationError("timeout must be positive")
+        if self.soft_timeout is not None and not 0 < self.soft_timeout < self.timeout:
+            raise ConfigurationError("soft_timeout must be positive and below timeout")
 
     def is_permanent(self, error: BaseException) -> bool:
         """Job code may say so itself (PermanentJobError/TransientJobError) or the type may list
@@ -75,6 +76,10 @@ class JobType:
     function: JobFunction
     wants_context: bool
 
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.function)
+
     def parse_params(self, raw: Any) -> BaseModel:
         try:
             return self.params_model.model_validate(raw)
@@ -85,7 +90,8 @@ class JobType:
             ]
             raise InvalidParamsError(f"invalid params for job type {self.name!r}", fields) from None
 
-    def run(self, params: BaseModel, context: JobContext) -> Any:
+    def call(self, params: BaseModel, context: JobContext) -> Any:
+        """The job function's return value (a coroutine, for an async job)."""
         if self.wants_context:
             return self.function(params, context)
         return self.function(params)
@@ -145,6 +151,7 @@ def job_type(
     backoff: Backoff | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     permanent: tuple[type[BaseException], ...] = (),
+    soft_timeout: float | None = None,
     into: Registry | None = None,
 ) -> Callable[[JobFunction], JobFunction]:
     """Declare a job type. See the module docstring."""
@@ -152,7 +159,7 @@ def job_type(
 
     if not re.fullmatch(JOB_TYPE_NAME_PATTERN, name):
         raise ConfigurationError(f"job type name {name!r} must match {JOB_TYPE_NAME_PATTERN}")
-    policy = RetryPolicy(max_attempts, backoff or Backoff(), timeout, permanent)
+    policy = RetryPolicy(max_attempts, backoff or Backoff(), timeout, permanent, soft_timeout)
 
     def decorate(function: JobFunction) -> JobFunction:
         parameters = list(inspect.signature(function).parameters)

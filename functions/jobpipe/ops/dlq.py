@@ -26,7 +26,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from jobpipe.domain.job import ErrorInfo, Job, check_job_id
-from jobpipe.domain.states import JobStatus
+from jobpipe.domain.states import ABANDON_ATTEMPT, REPLAY, JobStatus
 from jobpipe.errors import IllegalTransitionError, InvalidJobIdError, JobError
 
 if TYPE_CHECKING:
@@ -397,18 +397,19 @@ class DeadLetterQueue:
             try:
                 # Only the attempt whose runner died (the lease this replay saw): a worker that
                 # started the job since holds a new lease, and its attempt is left alone.
-                job = self._store.abandon(
+                job = self._store.apply(
+                    ABANDON_ATTEMPT,
                     job.job_id,
-                    error=ABANDONED,
-                    now_ms=self._now_ms(),
-                    lease_expires_at=job.lease_expires_at,
+                    error={"type": ABANDONED.type, "message": ABANDONED.message},
                     dead_letter_sent=True,
+                    lease=job.lease_expires_at or 0,
+                    now=self._now_ms(),
                 )
             except IllegalTransitionError as refused:
                 job = refused.job or job
         if job.status is JobStatus.FAILED:
             try:
-                job = self._store.replay(job.job_id, now_ms=self._now_ms())
+                job = self._store.apply(REPLAY, job.job_id, now=self._now_ms())
             except IllegalTransitionError as refused:
                 # Another replay got there first: the job is pending already.
                 job = refused.job or job

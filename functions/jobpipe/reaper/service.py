@@ -32,7 +32,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from jobpipe.domain.job import ErrorInfo
+from jobpipe.domain.job import ErrorInfo, Job
+from jobpipe.domain.states import (
+    ABANDON_ATTEMPT,
+    CANCEL_STOPPED,
+    CLAIM_RUNNING,
+    CLAIM_WAITING,
+    JobStatus,
+)
 from jobpipe.errors import IllegalTransitionError, JobError
 from jobpipe.observability import log_transition, logger, metrics
 from jobpipe.ports import JobQueue, JobStore, StuckJob
@@ -48,6 +55,7 @@ CUT_OFF = ErrorInfo(
 class Action(StrEnum):
     REQUEUED = "requeued"  # claimed and its message sent again
     ABANDONED = "abandoned"  # failed and dead-lettered: no attempts left
+    CANCELLED = "cancelled"  # asked to cancel, and its runner died: it ends cancelled
     SKIPPED = "skipped"  # moved on since the index read (started, finished, or another reaper)
     ERROR = "error"  # the claim or the send failed; the next run tries again
 
@@ -162,9 +170,14 @@ class Reaper:
 
     def _resolve(self, stuck: StuckJob) -> Action:
         try:
-            if not stuck.attempts_left:
-                return self._abandon(stuck)
-            return self._requeue(stuck)
+            try:
+                if stuck.status is JobStatus.RUNNING and not stuck.attempts_left:
+                    return self._abandon(stuck)
+                return self._requeue(stuck)
+            except IllegalTransitionError as refused:
+                if stuck.status is JobStatus.RUNNING and _asked_to_cancel(refused.job, stuck):
+                    return self._cancel(stuck)
+                raise
         except IllegalTransitionError:
             # The job moved on since the index read: started again, finished, or claimed by
             # another reaper. Nothing to do.
@@ -175,7 +188,8 @@ class Reaper:
             return Action.ERROR
 
     def _requeue(self, stuck: StuckJob) -> Action:
-        job = self._store.claim_stuck(stuck, now_ms=self._now_ms())
+        claim = CLAIM_RUNNING if stuck.status is JobStatus.RUNNING else CLAIM_WAITING
+        job = self._store.apply(claim, stuck.job_id, seen=stuck.since, now=self._now_ms())
         # Claimed: only this reaper sends. If the send fails, the claim holds the job back for
         # one grace period, after which a run finds it again.
         self._queue.send(job.message().to_body())
@@ -185,14 +199,31 @@ class Reaper:
 
     def _abandon(self, stuck: StuckJob) -> Action:
         # SQS itself moved the message to the DLQ: no copy is to be sent.
-        job = self._store.abandon(
+        job = self._store.apply(
+            ABANDON_ATTEMPT,
             stuck.job_id,
-            error=CUT_OFF,
-            now_ms=self._now_ms(),
-            lease_expires_at=stuck.since,
+            error={"type": CUT_OFF.type, "message": CUT_OFF.message},
             dead_letter_sent=True,
+            lease=stuck.since,
+            now=self._now_ms(),
         )
         metrics.add_metric(TOPOLOGY.metrics.failed, "Count", 1)
         metrics.add_metric(TOPOLOGY.metrics.dead_lettered, "Count", 1)
         log_transition(job, "abandon")
         return Action.ABANDONED
+
+    def _cancel(self, stuck: StuckJob) -> Action:
+        """A job asked to cancel whose runner died: it ends cancelled, not re-run."""
+        job = self._store.apply(CANCEL_STOPPED, stuck.job_id, lease=stuck.since, now=self._now_ms())
+        metrics.add_metric(TOPOLOGY.metrics.cancelled, "Count", 1)
+        log_transition(job, "cancel")
+        return Action.CANCELLED
+
+
+def _asked_to_cancel(job: Job | None, stuck: StuckJob) -> bool:
+    return (
+        job is not None
+        and job.status is JobStatus.RUNNING
+        and job.cancel_requested
+        and job.lease_expires_at == stuck.since
+    )

@@ -1,24 +1,29 @@
-"""A Powertools idempotency persistence layer whose records live on the job item itself.
+"""A Powertools idempotency persistence layer whose record is the job item itself.
 
 Powertools' DynamoDB layer keeps a separate record per key, which doubles the worker's writes.
-Here the job's own transitions are the record:
+Here the job's own transitions are the record, and the job id — not the SQS message id — is
+the key, which catches redeliveries, producer retries and redrives:
 
-    Powertools call          job store transition            idempotency meaning
-    _put_record (INPROGRESS) START (pending|retrying →       claim the run; a live `running`
-                             running; or a running job        job is INPROGRESS until its lease
-                             whose lease expired)             (the Lambda's deadline) passes
-    _update_record           SUCCEED / RETRY / FAIL by the    the attempt is COMPLETED; a
-                             outcome the run returned         `retrying` job may start again
-    _delete_record           RETRY (release the lease)        the run blew up inside jobpipe
+    Powertools calls (public)   what this layer does
+    save_inprogress(data)       START the job (pending|retrying → running, or a running job
+                                whose lease passed); a live running job is INPROGRESS until its
+                                lease — the Lambda's deadline — passes
+    get_record(data)            the job as a record: a terminal job is COMPLETED (its run has
+                                ended: the worker settles the duplicate)
+    save_success(data, result)  nothing: the worker settles the run's outcome, store and queue
+                                together (`Worker.settle`)
+    delete_record(data, error)  release the lease: the run blew up inside jobpipe, not the job
 
-So a successful job costs exactly two writes in the worker, and the job id — not the SQS
-message id — is the idempotency key, which catches redeliveries, producer retries and redrives.
+The layer works from the payload (`data`, whose `job_id` is the key) through these public
+methods; the four storage hooks Powertools' own layers implement are never called.
+
+A START the job refuses for a reason of its own (no such job, attempts used up, a retry not
+due, a cancel asked of a dead runner) raises `StartRefusedError` carrying what the worker is to
+do with the record: Powertools hands it on as the cause of its persistence-layer error.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +31,6 @@ from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyItemAlreadyExistsError,
     IdempotencyItemNotFoundError,
-    IdempotencyKeyError,
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import (
@@ -34,27 +38,34 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import (
     DataRecord,
 )
 
-from jobpipe.domain.job import ErrorInfo, Job, fingerprint
-from jobpipe.domain.states import JobStatus
-from jobpipe.errors import (
-    AttemptsExhaustedError,
-    IllegalTransitionError,
-    RetryNotDueError,
-    StoreError,
+from jobpipe.domain.job import ErrorInfo, Job, fingerprint, payload_of
+from jobpipe.domain.outcome import (
+    Abandon,
+    Ended,
+    HandBack,
+    Outcome,
+    Poison,
+    RunOutcome,
+    StopAbandoned,
 )
+from jobpipe.domain.record import error_entries
+from jobpipe.domain.retry import EARLY_START_TOLERANCE_MS
+from jobpipe.domain.states import CANCEL_RUN, RETRY, START, JobStatus
+from jobpipe.errors import IllegalTransitionError, JobError
 from jobpipe.observability import log_transition
 from jobpipe.ports import JobStore
 
 # Without a registered Lambda context there is no deadline to lease until.
 FALLBACK_LEASE_MS = 15 * 60 * 1000
+RELEASED = ErrorInfo("InternalError", "the worker failed while running the job")
 
 
-class Outcome:
-    """The keys of the dict a run returns (it is what Powertools stores as the response)."""
+class StartRefusedError(JobError):
+    """The job would not start, for a reason of its own; `outcome` says what to do instead."""
 
-    SUCCEEDED = "succeeded"
-    RETRY = "retry"
-    FAILED = "failed"
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(f"the job did not start: {outcome}")
+        self.outcome = outcome
 
 
 class JobItemPersistenceLayer(BasePersistenceLayer):
@@ -62,159 +73,153 @@ class JobItemPersistenceLayer(BasePersistenceLayer):
         super().__init__()  # type: ignore[no-untyped-call]
         self._store = store
         self._now = clock_ms
-        # The job each START returned, for the run that follows it in this process.
+        # The job as its START returned it, for the run that follows, and the job as it stood
+        # when a START was refused (for the worker to settle the record): by job id.
         self._started: dict[str, Job] = {}
-        # The job as it stood when a START was refused (for the worker to hand its record back).
         self._refused: dict[str, Job] = {}
-        # The invocation's time left, and what one more outcome write needs of it (the worker
-        # sets both).
-        self.time_left_ms: Callable[[], int] = lambda: 0
-        self.retry_needs_ms = 0
 
     def started(self, job_id: str) -> Job:
         return self._started[job_id]
 
+    def take_started(self, job_id: str) -> Job:
+        return self._started.pop(job_id)
+
     def refused(self, job_id: str) -> Job | None:
         return self._refused.pop(job_id, None)
 
-    # --- how Powertools derives the key and the payload hash ----------------------------------
+    # --- what Powertools calls -----------------------------------------------------------------
 
-    def _get_hashed_idempotency_key(self, data: dict[str, Any]) -> str | None:
-        # The key is the job id itself (not a hash of it): it addresses the job item.
-        compiled = self.event_key_compiled_jmespath
-        value = compiled.search(data) if compiled is not None else None
-        if self.is_missing_idempotency_key(data=value) or not isinstance(value, str):
-            raise IdempotencyKeyError("message has no job id")
-        return value
-
-    def _generate_hash(self, data: Any) -> str:
-        # The same fingerprint the submit side stores on the job as `payload_hash`.
-        return fingerprint(data)
-
-    # --- the record, read from the job ----------------------------------------------------------
-
-    def _record_of(self, job: Job, key: str) -> DataRecord:
+    def save_inprogress(
+        self, data: dict[str, Any], remaining_time_in_millis: int | None = None
+    ) -> None:
+        job_id = _job_id(data)
         now = self._now()
-        if job.status is JobStatus.RUNNING:
-            lease = job.lease_expires_at or 0
-            if lease < now and job.attempts >= job.max_attempts:
-                raise AttemptsExhaustedError(f"job {key}: its last attempt was cut off")
+        lease = now + (
+            remaining_time_in_millis if remaining_time_in_millis is not None else FALLBACK_LEASE_MS
+        )
+        try:
+            job = self._store.apply(
+                START,
+                job_id,
+                payload_hash=_payload_hash(data),
+                lease=lease,
+                now=now,
+                due=now + EARLY_START_TOLERANCE_MS,
+            )
+        except IllegalTransitionError as refused:
+            if refused.job is None:
+                no_job = ErrorInfo("PoisonMessageError", f"no job {job_id}")
+                raise StartRefusedError(Poison(no_job)) from None
+            self._refused[job_id] = refused.job
+            raise IdempotencyItemAlreadyExistsError(
+                old_data_record=self._record_of(refused.job, data)
+            ) from None
+        self._started[job_id] = job
+        log_transition(job, "start")
+
+    def get_record(self, data: dict[str, Any]) -> DataRecord:
+        job = self._store.get(_job_id(data))
+        if job is None:
+            raise IdempotencyItemNotFoundError
+        self._refused[job.job_id] = job
+        return self._record_of(job, data)
+
+    def save_success(self, data: dict[str, Any], result: dict[str, Any]) -> None:
+        """Nothing to write here: the worker settles the outcome (`Worker.settle`)."""
+        del data, result
+
+    def delete_record(self, data: dict[str, Any], exception: Exception) -> None:
+        """The run raised inside jobpipe (`exception`; the job's own errors are outcomes):
+        release the job for another attempt now."""
+        del exception
+        running = self._started.pop(_job_id(data))
+        now = self._now()
+        try:
+            released = self._store.apply(
+                RETRY,
+                running,
+                attempt=running.attempts,
+                errors=error_entries(running.errors_with(RELEASED, now)),
+                next_attempt_at=now,
+                now=now,
+                progress=None,
+            )
+        except IllegalTransitionError as refused:
+            if refused.job is None or not refused.job.cancel_requested:
+                raise
+            # Asked to cancel meanwhile: the attempt ends the job instead of a retry.
+            released = self._store.apply(
+                CANCEL_RUN, running, attempt=running.attempts, now=now, progress=None
+            )
+        log_transition(released, "release")
+
+    # The storage hooks Powertools' own layers implement: this layer overrides the public
+    # methods that call them, so they are never reached.
+
+    def _get_record(self, idempotency_key: str) -> DataRecord:
+        raise NotImplementedError("the job store is read through get_record(data)")
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        raise NotImplementedError("jobs are started through save_inprogress(data)")
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        raise NotImplementedError("outcomes are written by Worker.settle")
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        raise NotImplementedError("leases are released through delete_record(data)")
+
+    # --- the job, as Powertools sees it ---------------------------------------------------------
+
+    def _record_of(self, job: Job, data: dict[str, Any]) -> DataRecord:
+        """The idempotency record a job stands for, or the refusal it amounts to."""
+        if job.payload_hash != _payload_hash(data):
+            raise IdempotencyValidationError("message payload does not match the job's payload")
+        if job.status.is_terminal:
             return DataRecord(
-                idempotency_key=key,
+                idempotency_key=job.job_id,
+                status=STATUS_CONSTANTS["COMPLETED"],
+                response_data=RunOutcome(end=Ended()).model_dump_json(),
+                payload_hash=job.payload_hash,
+            )
+        now = self._now()
+        lease = job.lease_expires_at or 0
+        if job.status is JobStatus.RUNNING and lease >= now:
+            return DataRecord(
+                idempotency_key=job.job_id,
                 status=STATUS_CONSTANTS["INPROGRESS"],
                 in_progress_expiry_timestamp=lease,
                 payload_hash=job.payload_hash,
             )
-        if job.status.is_terminal:
-            response: dict[str, Any] = {"outcome": job.status.value, "attempt": job.attempts}
-            if job.status is JobStatus.FAILED:
-                response["dead_lettered"] = job.dead_lettered
-                response["dead_letter_sent"] = job.dead_letter_sent
-                response["replays"] = job.replays
-                response["failed_at"] = job.updated_at
-                if job.error:
-                    response["error"] = {"type": job.error.type, "message": job.error.message}
-            return DataRecord(
-                idempotency_key=key,
-                status=STATUS_CONSTANTS["COMPLETED"],
-                response_data=json.dumps(response),
-                payload_hash=job.payload_hash,
+        raise StartRefusedError(self._refusal(job, now))
+
+    @staticmethod
+    def _refusal(job: Job, now: int) -> Outcome:
+        """What to do with a record whose job would not start (and is not running live)."""
+        if job.status is JobStatus.RUNNING:
+            lease = job.lease_expires_at or 0
+            if job.cancel_requested:
+                return StopAbandoned(lease)
+            return Abandon(
+                ErrorInfo(
+                    "AttemptsExhaustedError", f"job {job.job_id}: its last attempt was cut off"
+                ),
+                lease,
             )
         if job.attempts >= job.max_attempts:
-            raise AttemptsExhaustedError(f"job {key}: all {job.max_attempts} attempts are used")
-        # A retrying job with attempts left that did not start: its retry is not due yet.
-        raise RetryNotDueError(key, job.next_attempt_at or now)
-
-    def _get_record(self, idempotency_key: str) -> DataRecord:
-        job = self._store.get(idempotency_key)
-        if job is None:
-            raise IdempotencyItemNotFoundError
-        return self._record_of(job, idempotency_key)
-
-    # --- writes -----------------------------------------------------------------------------------
-
-    def _put_record(self, data_record: DataRecord) -> None:
-        key = data_record.idempotency_key
-        now = self._now()
-        lease = data_record.in_progress_expiry_timestamp or now + FALLBACK_LEASE_MS
-        try:
-            job = self._store.start(
-                key, payload_hash=data_record.payload_hash, lease_expires_at=lease, now_ms=now
-            )
-        except IllegalTransitionError as refused:
-            job = refused.job
-            if job is None:
-                raise  # no such job: the worker treats the message as poison
-            if job.payload_hash != data_record.payload_hash:
-                raise IdempotencyValidationError(
-                    "message payload does not match the job's payload"
-                ) from None
-            self._refused[key] = job
-            raise IdempotencyItemAlreadyExistsError(
-                old_data_record=self._record_of(job, key)
-            ) from None
-        self._started[key] = job
-        log_transition(job, "start")
-
-    def _update_record(self, data_record: DataRecord) -> None:
-        key = data_record.idempotency_key
-        job = self._started.pop(key)
-        response = json.loads(data_record.response_data)
-        outcome = response["outcome"]
-
-        def write(now: int) -> Job:
-            if outcome == Outcome.SUCCEEDED:
-                return self._store.succeed(job, result=response["result"], now_ms=now)
-            if outcome == Outcome.RETRY:
-                return self._store.retry(
-                    job,
-                    error=_error(response),
-                    next_attempt_at=response["next_attempt_at"],
-                    now_ms=now,
+            return Abandon(
+                ErrorInfo(
+                    "AttemptsExhaustedError",
+                    f"job {job.job_id}: all {job.max_attempts} attempts are used",
                 )
-            return self._store.fail(
-                job, error=_error(response), dead_lettered=response["dead_lettered"], now_ms=now
             )
-
-        target = {Outcome.SUCCEEDED: JobStatus.SUCCEEDED, Outcome.RETRY: JobStatus.RETRYING}
-        done = self._durably(job, write, target.get(outcome, JobStatus.FAILED))
-        log_transition(done, outcome)
-
-    def _durably(self, running: Job, write: Callable[[int], Job], target: JobStatus) -> Job:
-        """Record a run's outcome: the job has run, and losing the write would run it again
-        once its lease ends. So a write that fails is tried again for as long as the invocation
-        has time for another, and a write refused because an earlier try of it was applied
-        (its answer was lost) counts as done."""
-        pause = 0.1
-        while True:
-            try:
-                return write(self._now())
-            except IllegalTransitionError as refused:
-                seen: Job | None = refused.job
-                if seen is not None and (seen.status, seen.attempts) == (
-                    target,
-                    running.attempts,
-                ):
-                    return seen
-                raise
-            except StoreError:
-                if self.time_left_ms() < self.retry_needs_ms + pause * 1000:
-                    raise
-                time.sleep(pause)
-                pause = min(pause * 2, 2.0)
-
-    def _delete_record(self, data_record: DataRecord) -> None:
-        key = data_record.idempotency_key
-        job = self._started.pop(key)
-        now = self._now()
-        released = self._store.retry(
-            job,
-            error=ErrorInfo("InternalError", "the worker failed while running the job"),
-            next_attempt_at=now,
-            now_ms=now,
-        )
-        log_transition(released, "release")
+        due = job.next_attempt_at or now
+        return HandBack((due - now) / 1000, "its retry is not due yet")
 
 
-def _error(response: dict[str, Any]) -> ErrorInfo:
-    return ErrorInfo(response["error"]["type"], response["error"]["message"])
+def _job_id(data: dict[str, Any]) -> str:
+    return str(data["job_id"])
+
+
+def _payload_hash(data: dict[str, Any]) -> str:
+    # The same fingerprint the submit side stores on the job as `payload_hash`.
+    return fingerprint(payload_of(data["type"], data["params"]))

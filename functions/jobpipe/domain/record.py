@@ -1,0 +1,155 @@
+"""A job as both stores keep it: a flat record of plain values (the DynamoDB item, before its
+values are typed). The transitions of `jobpipe.domain.states` are written over these names.
+
+Nothing is stored twice: a job's `completed_at` is the `updated_at` of its terminal transition,
+and a retrying job's `next_attempt_at` is its `pending_since` (the time it is due to be started,
+which also places it in the reaper's pending index). Params and results are stored as compact
+UTF-8 JSON, the size DynamoDB counts.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any
+
+from jobpipe.domain.expressions import Record
+from jobpipe.domain.job import (
+    MAX_ERRORS_KEPT,
+    AttemptError,
+    ErrorInfo,
+    Job,
+    Progress,
+    stored_json,
+)
+from jobpipe.domain.states import JobStatus
+from jobpipe.topology import TOPOLOGY
+
+KEY = TOPOLOGY.table.partition_key
+PENDING_SINCE = TOPOLOGY.table.pending_index_sort_key
+LEASE = TOPOLOGY.table.lease_index_sort_key
+REAP_KEY = TOPOLOGY.table.stuck_index_partition_key
+TTL = TOPOLOGY.table.ttl_attribute
+
+
+def reap_key(job_type: str, job_id: str, shards: int = TOPOLOGY.table.stuck_index_shards) -> str:
+    """The job's partition in the reaper's indexes: its type and a shard taken from its id, so
+    that one busy type does not make one hot partition."""
+    return f"{job_type}#{zlib.crc32(job_id.encode()) % shards}"
+
+
+def to_record(job: Job) -> Record:
+    """The job's record: every field it has, and the sparse index attributes its status puts
+    it under."""
+    record: Record = {
+        KEY: job.job_id,
+        "type": job.type,
+        "params": stored_json(job.params),
+        "owner": job.owner,
+        "status": job.status.value,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        TTL: job.expires_at,
+        "max_attempts": job.max_attempts,
+        "attempts": job.attempts,
+        "payload_hash": job.payload_hash,
+        "dead_lettered": job.dead_lettered,
+        "replays": job.replays,
+        REAP_KEY: reap_key(job.type, job.job_id),
+    }
+    if job.status is JobStatus.PENDING:
+        # In the reaper's pending index until a START takes it out.
+        record[PENDING_SINCE] = job.updated_at
+    elif job.status is JobStatus.RETRYING and job.next_attempt_at is not None:
+        record[PENDING_SINCE] = job.next_attempt_at
+    optional: dict[str, Any] = {
+        "started_at": job.started_at,
+        LEASE: job.lease_expires_at,
+        "result": stored_json(job.result) if job.status is JobStatus.SUCCEEDED else None,
+        "errors": [_error_entry(e) for e in job.errors] or None,
+        "error": {"type": job.failure.type, "message": job.failure.message}
+        if job.failure
+        else None,
+        "prior_attempts": job.prior_attempts or None,
+        "dlq_sent": True if job.dead_letter_sent else None,
+        "cancel_requested": True if job.cancel_requested else None,
+        "progress": progress_entry(job.progress) if job.progress is not None else None,
+    }
+    record.update({name: value for name, value in optional.items() if value is not None})
+    return record
+
+
+def from_record(record: Record) -> Job:
+    status = JobStatus(record["status"])
+    updated_at = int(record["updated_at"])
+    result = record.get("result")
+    progress = record.get("progress")
+    failure = record.get("error")
+    return Job(
+        job_id=record[KEY],
+        type=record["type"],
+        params=json.loads(record["params"]),
+        owner=record["owner"],
+        status=status,
+        created_at=int(record["created_at"]),
+        updated_at=updated_at,
+        expires_at=int(record[TTL]),
+        max_attempts=int(record["max_attempts"]),
+        attempts=int(record["attempts"]),
+        payload_hash=record.get("payload_hash", ""),
+        started_at=_int(record.get("started_at")),
+        completed_at=updated_at if status.is_terminal else None,
+        next_attempt_at=_int(record.get(PENDING_SINCE)) if status is JobStatus.RETRYING else None,
+        lease_expires_at=_int(record.get(LEASE)),
+        result=json.loads(result) if result is not None else None,
+        errors=tuple(_attempt_error(e) for e in record.get("errors", []))[-MAX_ERRORS_KEPT:],
+        failure=ErrorInfo(failure["type"], failure["message"]) if failure else None,
+        dead_lettered=bool(record.get("dead_lettered", False)),
+        dead_letter_sent=bool(record.get("dlq_sent", False)),
+        replays=int(record.get("replays", 0)),
+        prior_attempts=int(record.get("prior_attempts", 0)),
+        cancel_requested=bool(record.get("cancel_requested", False)),
+        progress=_progress(progress) if progress is not None else None,
+    )
+
+
+def error_entries(errors: tuple[AttemptError, ...]) -> list[dict[str, Any]]:
+    return [_error_entry(e) for e in errors]
+
+
+def _error_entry(error: AttemptError) -> dict[str, Any]:
+    return {"attempt": error.attempt, "type": error.type, "message": error.message, "at": error.at}
+
+
+def _attempt_error(entry: dict[str, Any]) -> AttemptError:
+    return AttemptError(
+        int(entry["attempt"]), str(entry["type"]), str(entry["message"]), int(entry["at"])
+    )
+
+
+def progress_entry(progress: Progress) -> dict[str, Any]:
+    entry: dict[str, Any] = {"current": progress.current, "at": progress.at}
+    if progress.total is not None:
+        entry["total"] = progress.total
+    if progress.message is not None:
+        entry["message"] = progress.message
+    return entry
+
+
+def _progress(entry: dict[str, Any]) -> Progress:
+    total = entry.get("total")
+    return Progress(
+        current=_number(entry["current"]),
+        total=_number(total) if total is not None else None,
+        message=entry.get("message"),
+        at=int(entry.get("at", 0)),
+    )
+
+
+def _number(value: Any) -> float:
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if value is not None else None
