@@ -93,6 +93,10 @@ class JobNotFoundError(JobError):
     """No such job (or not one the caller may see)."""
 
 
+class JobFinishedError(JobError):
+    """The job has already succeeded or failed: it cannot be cancelled."""
+
+
 class IdempotencyConflictError(JobError):
     """An Idempotency-Key was reused with a different request body."""
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jobpipe.domain.job import Job, fingerprint, new_job_id, payload_of, stored_size
+from jobpipe.domain.factory import new_job
+from jobpipe.domain.job import Job, fingerprint, stored_size
 from jobpipe.domain.registry import Registry
 from jobpipe.domain.states import JobStatus
 from jobpipe.errors import (
@@ -68,17 +69,12 @@ class SubmitService:
         params = job_type.parse_params(request.params).model_dump(mode="json")
         _check_stored_size(params, self._params_limit)
         now_ms = int(self._clock() * 1000)
-        job = Job(
-            job_id=new_job_id(),
-            type=job_type.name,
-            params=params,
+        job = new_job(
+            job_type,
+            params,
             owner=request.owner,
-            status=JobStatus.PENDING,
-            created_at=now_ms,
-            updated_at=now_ms,
-            expires_at=now_ms // 1000 + self._retention_s,
-            max_attempts=job_type.policy.max_attempts,
-            payload_hash=fingerprint(payload_of(job_type.name, params)),
+            now_ms=now_ms,
+            retention_seconds=self._retention_s,
         )
         keyed = request.idempotency_key is not None
         try:

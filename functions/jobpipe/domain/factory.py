@@ -1,0 +1,37 @@
+"""The one way a job comes into being — a submit, a batch item, a scheduled firing, a workflow
+step all create their jobs here, so every job starts out the same."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobpipe.domain.job import Job, fingerprint, new_job_id, payload_of
+from jobpipe.domain.registry import JobType
+from jobpipe.domain.states import JobStatus
+
+
+def new_job(
+    job_type: JobType,
+    params: dict[str, Any],
+    *,
+    owner: str,
+    now_ms: int,
+    retention_seconds: int,
+    job_id: str | None = None,
+) -> Job:
+    """A `pending` job of `job_type` with `params` as its model dumped them (JSON values).
+
+    Its payload hash covers type and params: the worker refuses a message whose payload differs
+    from the job's. It is kept for `retention_seconds` after its last change."""
+    return Job(
+        job_id=job_id or new_job_id(),
+        type=job_type.name,
+        params=params,
+        owner=owner,
+        status=JobStatus.PENDING,
+        created_at=now_ms,
+        updated_at=now_ms,
+        expires_at=now_ms // 1000 + retention_seconds,
+        max_attempts=job_type.policy.max_attempts,
+        payload_hash=fingerprint(payload_of(job_type.name, params)),
+    )
