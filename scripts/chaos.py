@@ -22,6 +22,8 @@ for a seed:
                   batch is handed back for lack of time, again and again
     unknown_type  jobs of a type the workers do not know yet (a deploy in progress), which
                   they learn a few seconds into the run
+    cancel        jobs cancelled by their owner right after submit, racing the workers' start
+    async         jobs of an `async def` type, awaited side by side within their batch
 
 Each chaos job appends its id to a ledger file (O_APPEND) just before it returns. At the end the
 faults stop, the DLQ is replayed, the pipeline drains, and the store is checked against the
@@ -81,6 +83,8 @@ FAULT_KINDS = (
     "large_params",
     "backlog",
     "unknown_type",
+    "cancel",
+    "async",
 )
 CHAOS_TYPE = "chaos"
 PERMANENT_TYPE = "chaos_permanent"
@@ -91,6 +95,8 @@ LONG_HOLD_SECONDS = 0.4
 NEW_TYPE = "chaos_new"
 NEW_TYPE_AFTER_SECONDS = 8.0
 ENV_NEW_TYPE_AT = "JOBPIPE_CHAOS_NEW_TYPE_AT"
+# An `async def` twin of the chaos type, with the same faults.
+ASYNC_TYPE = "chaos_async"
 # Non-ASCII params this close under the stored params limit (an "é" is two bytes stored).
 LARGE_PARAMS_SLACK_BYTES = 4096
 CHAOS_MAX_ATTEMPTS = 3
@@ -181,6 +187,16 @@ def chaos_job(params: ChaosParams, context: JobContext) -> dict[str, Any]:
     return {"seq": params.seq}
 
 
+async def chaos_async_job(params: ChaosParams, context: JobContext) -> dict[str, Any]:
+    import asyncio
+
+    _faults_before_run(params, context)
+    await asyncio.sleep(0.05)  # some I/O, while the batch's other async jobs wait too
+    context.progress(1, 1)
+    record_run(context.job_id)
+    return {"seq": params.seq}
+
+
 def chaos_long_job(params: ChaosParams, context: JobContext) -> dict[str, Any]:
     time.sleep(LONG_HOLD_SECONDS)
     return chaos_job(params, context)
@@ -199,7 +215,8 @@ def chaos_registry(*, with_new_type: bool = True) -> Registry:
     from jobpipe.domain.registry import Registry
 
     registry = Registry()
-    for name in (CHAOS_TYPE, PERMANENT_TYPE, LONG_TYPE, *((NEW_TYPE,) if with_new_type else ())):
+    types = (CHAOS_TYPE, PERMANENT_TYPE, LONG_TYPE, ASYNC_TYPE)
+    for name in (*types, *((NEW_TYPE,) if with_new_type else ())):
         declare(registry, name)
     return registry
 
@@ -210,6 +227,7 @@ def declare(registry: Registry, name: str) -> None:
 
     function, permanent = {
         CHAOS_TYPE: (chaos_job, ()),
+        ASYNC_TYPE: (chaos_async_job, ()),
         NEW_TYPE: (chaos_job, ()),
         LONG_TYPE: (chaos_long_job, ()),
         PERMANENT_TYPE: (chaos_permanent_job, (ChaosPermanentError,)),
@@ -484,6 +502,7 @@ class Plan:
     dup_now: bool = False
     dup_done: bool = False
     same_key: bool = False
+    cancel: bool = False
 
 
 # The jobs that carry one fault kind each in every run, apart so that they rarely share a batch
@@ -501,6 +520,8 @@ FORCED = {
     42: "same_key",
     44: "large_params",
     46: "unknown_type",
+    47: "cancel",
+    48: "async",
 }
 BACKLOG_BURST = 10
 
@@ -535,6 +556,8 @@ def make_plans(jobs: int, rng: random.Random) -> list[Plan]:
             params["fail_attempts"] = list(range(1, CHAOS_MAX_ATTEMPTS + 1))
         if forced == "unknown_type" or 0.27 <= roll < 0.29:
             job_type = NEW_TYPE
+        if forced == "async" or 0.29 <= roll < 0.39:
+            job_type = ASYNC_TYPE
         if forced == "timeout" or rng.random() < 0.03:
             params["timeout_attempt"] = 1
         if forced == "hold" or rng.random() < 0.01:
@@ -551,6 +574,7 @@ def make_plans(jobs: int, rng: random.Random) -> list[Plan]:
                 dup_now=forced == "dup_now" or rng.random() < 0.03,
                 dup_done=forced == "dup_done" or rng.random() < 0.03,
                 same_key=forced == "same_key" or rng.random() < 0.03,
+                cancel=forced == "cancel" or rng.random() < 0.03,
             )
         )
     return plans
@@ -861,12 +885,29 @@ def _run(
     ids: dict[int, str] = {}
 
     twins: dict[int, str] = {}
+    # What the owner's cancel answered: the job's status then ("finished" if it was refused).
+    cancel_answers: dict[str, str] = {}
+
+    def cancel(job_id: str) -> str:
+        """The owner cancels, racing the workers' start."""
+        from jobpipe.cancel.service import CancelService
+        from jobpipe.errors import JobFinishedError, ServiceUnavailableError
+
+        for _ in range(7):
+            try:
+                return CancelService(store).cancel(LOCAL_PRINCIPAL, job_id).status.value
+            except JobFinishedError:
+                return "finished"
+            except ServiceUnavailableError:
+                time.sleep(0.5)
+        return "unknown"
+
+    from jobpipe.api.identity import LOCAL_PRINCIPAL
 
     def submit_twin(plan: Plan, key: str) -> None:
         """The same request at the same moment from another API function environment: the
         submit service called directly, beside the gateway's, which serves one at a time."""
         from jobpipe import wiring
-        from jobpipe.api.identity import LOCAL_PRINCIPAL
         from jobpipe.errors import ServiceUnavailableError
         from jobpipe.submit.service import SubmitRequest
 
@@ -891,8 +932,13 @@ def _run(
             tally.add("backlog")
         if plan.type == NEW_TYPE:
             tally.add("unknown_type")
+        if plan.type == ASYNC_TYPE:
+            tally.add("async")
         submitted = client.submit(plan.type, plan.params, idempotency_key=key, retries=6)
         ids[plan.seq] = submitted.job_id
+        if plan.cancel:
+            cancel_answers[submitted.job_id] = cancel(submitted.job_id)
+            tally.add("cancel")
         if twin is not None:
             twin.join()
         if plan.dup_now:
@@ -1015,7 +1061,17 @@ def _run(
             continue
         succeeded = job.status is JobStatus.SUCCEEDED
         expected = plan.type != PERMANENT_TYPE
-        if succeeded != expected or (succeeded and completed == 0) or (not succeeded and completed):
+        if plan.cancel and job.status is JobStatus.CANCELLED:
+            # Cancelled at once: it never started. Asked to stop while running: it stopped
+            # before its code completed (a run that completes ends succeeded).
+            if completed or (cancel_answers.get(job_id) == "cancelled" and job.attempts):
+                lost += 1
+                problems.append(
+                    f"{job_id}: cancelled with {job.attempts} attempts, {completed} runs"
+                )
+        elif (
+            succeeded != expected or (succeeded and completed == 0) or (not succeeded and completed)
+        ):
             lost += 1
             problems.append(f"{job_id}: {job.status.value} with {completed} ledger lines")
         elif not succeeded and job.dead_lettered:

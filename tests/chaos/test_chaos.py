@@ -78,6 +78,8 @@ def test_the_fault_plans_of_a_small_run_cover_every_job_side_fault() -> None:
     assert any(p.get("text") for p in params)
     assert sum(plan.type == chaos.LONG_TYPE for plan in plans) >= chaos.BACKLOG_BURST
     assert any(plan.type == chaos.NEW_TYPE for plan in plans)
+    assert any(plan.cancel for plan in plans)
+    assert any(plan.type == chaos.ASYNC_TYPE for plan in plans)
 
 
 def test_a_fault_hook_fails_one_logical_request_for_its_whole_streak() -> None:

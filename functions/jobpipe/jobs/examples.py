@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -37,10 +38,31 @@ def echo(params: EchoParams) -> dict[str, Any]:
     return params.model_dump(mode="json")
 
 
+# How often the sleeping examples wake to report progress and look for a cancel.
+SLEEP_STEP_SECONDS = 0.25
+
+
 @job_type("sleep", backoff=EXAMPLE_BACKOFF, timeout=25)
-def sleep(params: SleepParams) -> dict[str, Any]:
-    """Sleeps for `seconds`."""
-    time.sleep(params.seconds)
+def sleep(params: SleepParams, context: JobContext) -> dict[str, Any]:
+    """Sleeps for `seconds`, reporting progress; stops early if it is cancelled."""
+    slept = 0.0
+    while slept < params.seconds:
+        step = min(SLEEP_STEP_SECONDS, params.seconds - slept)
+        time.sleep(step)
+        slept += step
+        context.progress(round(slept, 3), params.seconds, "sleeping")  # raises if cancelled
+    return {"slept": params.seconds}
+
+
+@job_type("sleep_async", backoff=EXAMPLE_BACKOFF, timeout=25)
+async def sleep_async(params: SleepParams, context: JobContext) -> dict[str, Any]:
+    """`sleep`, awaited: the async jobs of one batch sleep side by side."""
+    slept = 0.0
+    while slept < params.seconds:
+        step = min(SLEEP_STEP_SECONDS, params.seconds - slept)
+        await asyncio.sleep(step)
+        slept += step
+        context.progress(round(slept, 3), params.seconds, "sleeping")
     return {"slept": params.seconds}
 
 
