@@ -77,8 +77,9 @@ class JobStore(ABC):
         exist) and carrying the job as it stood.
 
         `job` is the job's id, or the job as the caller holds it (as an earlier transition
-        returned it): then the store works out the job after the write from it, without reading
-        it back — the transition's condition fences a stale copy."""
+        returned it): then the store works out the job after the write from that copy, without
+        reading it back — the transition's condition fences a stale copy, and fields another
+        writer changed meanwhile (a cancel asked for) are stored but not in the answer."""
 
     # --- stuck jobs (the reaper) ----------------------------------------------------------------
 

@@ -503,3 +503,96 @@ def test_listings_are_bounded_by_the_limit_oldest_first(store: JobStore) -> None
     found = list(store.pending_before("echo", before_ms=NOW + 10, limit=3))
     # Then the three oldest are
     assert [s.job_id for s in found] == [j.job_id for j in jobs[:3]]
+
+
+# --- cancellation and progress -------------------------------------------------------------------
+
+
+def test_a_pending_job_is_cancelled_at_once_and_leaves_the_reapers_view(store: JobStore) -> None:
+    from jobpipe.domain.states import CANCEL
+
+    job = new_job()
+    store.create(job)
+    cancelled = store.apply(CANCEL, job.job_id, now=NOW + 1)
+    assert (cancelled.status, cancelled.cancel_requested) == (JobStatus.CANCELLED, True)
+    assert cancelled.completed_at == NOW + 1
+    assert list(store.pending_before(job.type, before_ms=NOW + 10**9, limit=10)) == []
+    # and a cancelled job never starts
+    with pytest.raises(IllegalTransitionError) as refused:
+        started(store, job, now=NOW + 2)
+    assert refused.value.current == "cancelled"
+
+
+def test_a_running_job_is_asked_to_cancel_and_its_failures_no_longer_retry(
+    store: JobStore,
+) -> None:
+    from jobpipe.domain.states import CANCEL, CANCEL_RUN, REQUEST_CANCEL
+
+    # Given a running job
+    job = new_job()
+    store.create(job)
+    running = started(store, job)
+    # When a cancel is asked for, it is not cancelled at once, only asked
+    with pytest.raises(IllegalTransitionError):
+        store.apply(CANCEL, job.job_id, now=NOW + 1)
+    asked = store.apply(REQUEST_CANCEL, job.job_id)
+    assert (asked.status, asked.cancel_requested) == (JobStatus.RUNNING, True)
+    # Then a retry of its attempt is refused (it must end), and it ends cancelled
+    with pytest.raises(IllegalTransitionError):
+        retry(store, running, error=BOOM, next_attempt_at=NOW + 5, now_ms=NOW + 2)
+    ended = store.apply(CANCEL_RUN, running, attempt=running.attempts, progress=None, now=NOW + 3)
+    assert ended.status is JobStatus.CANCELLED
+    stored = store.get(job.job_id)
+    assert stored is not None and (stored.status, stored.cancel_requested) == (
+        JobStatus.CANCELLED,
+        True,
+    )
+
+
+def test_a_job_asked_to_cancel_whose_runner_died_is_never_started_again(store: JobStore) -> None:
+    from jobpipe.domain.states import CANCEL_STOPPED, REQUEST_CANCEL
+
+    job = new_job()
+    store.create(job)
+    started(store, job, lease=NOW + 10)
+    store.apply(REQUEST_CANCEL, job.job_id)
+    with pytest.raises(IllegalTransitionError):
+        started(store, job, now=NOW + 100)  # the lease has passed, but it was asked to cancel
+    with pytest.raises(IllegalTransitionError):
+        store.apply(CANCEL_STOPPED, job.job_id, lease=NOW + 11, now=NOW + 100)  # not that lease
+    stopped = store.apply(CANCEL_STOPPED, job.job_id, lease=NOW + 10, now=NOW + 100)
+    assert stopped.status is JobStatus.CANCELLED
+
+
+def test_progress_is_stored_for_the_running_attempt_and_refused_once_a_cancel_is_asked(
+    store: JobStore,
+) -> None:
+    from jobpipe.domain.states import PROGRESS, REQUEST_CANCEL
+
+    job = new_job()
+    store.create(job)
+    running = started(store, job)
+    entry = {"current": 3, "total": 10, "message": "rows", "at": NOW}
+    store.apply(PROGRESS, running, attempt=running.attempts, progress=entry)
+    stored = store.get(job.job_id)
+    assert stored is not None and stored.progress is not None
+    assert (stored.progress.current, stored.progress.total, stored.progress.message) == (
+        3,
+        10,
+        "rows",
+    )
+    store.apply(REQUEST_CANCEL, job.job_id)
+    with pytest.raises(IllegalTransitionError) as refused:
+        store.apply(PROGRESS, running, attempt=running.attempts, progress=entry)
+    assert refused.value.job is not None and refused.value.job.cancel_requested
+
+
+def test_a_stale_attempt_cannot_write_progress(store: JobStore) -> None:
+    from jobpipe.domain.states import PROGRESS
+
+    job = new_job()
+    store.create(job)
+    first = started(store, job, lease=NOW + 1)
+    started(store, job, now=NOW + 2)  # its runner died; a second attempt took over
+    with pytest.raises(IllegalTransitionError):
+        store.apply(PROGRESS, first, attempt=first.attempts, progress={"current": 1, "at": NOW})

@@ -65,3 +65,25 @@ def test_when_the_queue_cannot_say_how_old_its_backlog_is_an_hour_is_assumed() -
     report = Reaper(store, queue, ["echo"], policy=POLICY, clock=lambda: now).run()
     assert report.of(Action.REQUEUED) == old
     assert recent[0] not in report.of(Action.REQUEUED)
+
+
+def test_a_job_asked_to_cancel_whose_runner_died_ends_cancelled_not_requeued() -> None:
+    from jobpipe.domain.states import REQUEST_CANCEL
+    from tests.factories import start
+
+    # Given a running job asked to cancel, whose worker died (its lease passed long ago)
+    now = time.time()
+    store, queue = InMemoryJobStore(), InMemoryJobQueue()
+    (job_id,) = pending_jobs(store, "echo", 1, int((now - 7200) * 1000))
+    job = store.get(job_id)
+    assert job is not None
+    lease = int((now - 3600) * 1000)
+    start(store, job_id, payload_hash=job.payload_hash, lease_expires_at=lease, now_ms=lease - 1)
+    store.apply(REQUEST_CANCEL, job_id)
+    # When the reaper runs
+    report = Reaper(store, queue, ["echo"], policy=POLICY, clock=lambda: now).run()
+    # Then it ends the job cancelled instead of sending it to run again
+    assert report.of(Action.CANCELLED) == [job_id]
+    assert queue.messages == []
+    stopped = store.get(job_id)
+    assert stopped is not None and stopped.status.value == "cancelled"

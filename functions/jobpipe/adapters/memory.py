@@ -98,6 +98,9 @@ class InMemoryJobStore(JobStore):
                 )
             after = apply_changes(transition.writes, record, args)
             self.records[job_id] = after
+            if isinstance(job, Job):
+                # As the DynamoDB store answers: the caller's copy with this write's changes.
+                return from_record(apply_changes(transition.writes, to_record(job), args))
             return from_record(after)
 
     # --- stuck jobs: the DynamoDB store's sparse indexes, by a scan of the records ------------
