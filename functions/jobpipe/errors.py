@@ -50,9 +50,11 @@ class InvalidRequestError(JobError):
 
 
 class UnknownJobTypeError(InvalidRequestError):
+    """No job type has this name. The message does not repeat the name: it reaches callers."""
+
     def __init__(self, job_type: str, known: Sequence[str]) -> None:
         super().__init__(
-            f"unknown job type {job_type!r}; known types: {', '.join(known) or '(none)'}",
+            f"unknown job type; known types: {', '.join(known) or '(none)'}",
             [{"loc": "type", "msg": "unknown job type"}],
         )
         self.job_type = job_type

@@ -7,14 +7,15 @@ builds one with both to describe the whole API.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    OpenAPIRequestValidationMiddleware,
 )
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,6 +38,12 @@ from jobpipe.status.service import job_view
 from jobpipe.submit.service import MAX_IDEMPOTENCY_KEY_CHARS, SubmitRequest
 
 API_TITLE = "jobpipe"
+# The one media type POST /jobs takes (RFC 8259). Parameters are allowed and ignored: JSON has
+# no charset parameter, and the body is read as UTF-8 whatever one says.
+JSON_MEDIA_TYPE = "application/json"
+# A `\uD800`-`\uDFFF` escape, or such a code point itself: the only ways a parsed body can
+# hold half of a surrogate pair, which no UTF-8 text (and so no DynamoDB string) can carry.
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 
 
 class SubmitJobBody(BaseModel):
@@ -105,10 +112,13 @@ def submit_router() -> Router:
         status_code=202,
         responses={
             202: _response("Accepted: the job is pending.", SubmittedBody),
-            400: _error("The body is not valid JSON."),
+            400: _error("The body is not valid JSON (or not Unicode: an unpaired surrogate)."),
             409: _error("The Idempotency-Key was used with a different body."),
             413: _error("The body is over the size limit."),
-            415: _error("The body is not declared as JSON (Content-Type)."),
+            415: _error(
+                "The body is not sent as `application/json` (the media type in any case, "
+                "parameters allowed); forms, multipart and look-alikes are refused unread."
+            ),
             422: _error("Unknown job type or invalid params; names the fields."),
             503: _error("A dependency is unavailable; retry with the same Idempotency-Key."),
         },
@@ -129,7 +139,6 @@ def submit_router() -> Router:
         from jobpipe.wiring import submit_service
 
         event = router.current_event
-        check_body_size(event.raw_event)
         submitted = submit_service().submit(
             SubmitRequest(
                 owner=caller_of(event.raw_event.get("requestContext") or {}),
@@ -183,28 +192,32 @@ def status_router() -> Router:
     return router
 
 
+class JsonBodyValidation(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation, reading a body only when it is sent as JSON.
+
+    Powertools would parse form and multipart bodies into the route's model itself (and raise a
+    bare ValueError for a multipart type without a boundary), and it matches `application/json`
+    by prefix and case. Here, where it reads the body, an oversized body is refused first
+    (413), then any body not sent as `application/json` (415), before anything parses it."""
+
+    def _get_body(self, app: Any) -> Any:
+        event = app.current_event.raw_event
+        check_body_size(event)
+        check_media_type(event)
+        return self._parse_json_data(app)
+
+
 def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_json_body)
+    # Powertools runs its request validation ahead of every middleware and offers no hook before
+    # it, so its body reading is the one replaced.
+    app._request_validation_middleware = JsonBodyValidation()
     for router in routers:
         app.include_router(router)
 
-    def too_large() -> Response[Any] | None:
-        """An oversized body is a 413 whatever else is wrong with it."""
-        try:
-            check_body_size(app.current_event.raw_event)
-        except RequestTooLargeError as error:
-            return error_response(error)
-        return None
-
     @app.exception_handler(RequestValidationError)
     def on_invalid(error: RequestValidationError) -> Response[Any]:
-        return too_large() or validation_error_response(list(error.errors()))
-
-    @app.exception_handler(RequestUnsupportedContentType)
-    def on_unsupported(_: RequestUnsupportedContentType) -> Response[Any]:
-        return too_large() or error_response(
-            UnsupportedMediaTypeError("send the job as JSON with Content-Type: application/json")
-        )
+        return validation_error_response(list(error.errors()))
 
     @app.exception_handler(UnicodeDecodeError)
     def on_not_text(_: UnicodeDecodeError) -> Response[Any]:
@@ -241,6 +254,39 @@ def check_body_size(event: dict[str, Any]) -> None:
         size = (size * 3) // 4
     if size > limit:
         raise RequestTooLargeError(size, limit)
+
+
+def media_type_of(event: dict[str, Any]) -> str | None:
+    """The request's media type, lower-cased and without parameters (RFC 9110: type and subtype
+    are case-insensitive), or None when it has no Content-Type."""
+    headers = event.get("headers") or {}
+    value = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+    if value is None:
+        return None
+    return str(value).split(";", 1)[0].strip().lower()
+
+
+def check_media_type(event: dict[str, Any]) -> None:
+    """Refuse a body not sent as `application/json` (none at all included): `Application/JSON;
+    charset=utf-8` is JSON, `application/jsonx` and `application/merge-patch+json` are not."""
+    if media_type_of(event) != JSON_MEDIA_TYPE:
+        raise UnsupportedMediaTypeError(
+            f"send the job as JSON with Content-Type: {JSON_MEDIA_TYPE}"
+        )
+
+
+def parse_json_body(text: str) -> Any:
+    """The body parsed as JSON; one holding an unpaired UTF-16 surrogate (`"\\ud800"`) is
+    malformed: it is not Unicode text and could not be stored."""
+    value = json.loads(text)
+    if _SURROGATE.search(text):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise MalformedRequestError(
+                "request body holds an unpaired UTF-16 surrogate: JSON text must be Unicode"
+            ) from None
+    return value
 
 
 def _absolute(event: dict[str, Any], path: str) -> str:
