@@ -69,6 +69,10 @@ class InvalidJobIdError(JobError):
     """A job id that is not a job id at all."""
 
 
+class UnidentifiedCallerError(JobError):
+    """The request names no caller a job could belong to (no IAM principal, no JWT subject)."""
+
+
 class JobNotFoundError(JobError):
     """No such job (or not one the caller may see)."""
 

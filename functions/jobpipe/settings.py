@@ -15,6 +15,9 @@ ENV_QUEUE_URL = "JOBPIPE_QUEUE_URL"
 ENV_DLQ_URL = "JOBPIPE_DLQ_URL"
 ENV_MAX_BODY_BYTES = "JOBPIPE_MAX_BODY_BYTES"
 ENV_RETENTION_DAYS = "JOBPIPE_RETENTION_DAYS"
+# Who owns the jobs of a request without credentials; only the local stack sets it. Unset (as
+# on AWS), such a request is refused.
+ENV_LOCAL_PRINCIPAL = "JOBPIPE_LOCAL_PRINCIPAL"
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class Settings:
     dlq_url: str
     max_body_bytes: int = TOPOLOGY.api.max_body_bytes
     retention_days: int = TOPOLOGY.retention_days
+    local_principal: str | None = None
 
 
 def _positive_int(name: str, default: int) -> int:
@@ -55,4 +59,5 @@ def get_settings() -> Settings:
         dlq_url=_required(ENV_DLQ_URL),
         max_body_bytes=_positive_int(ENV_MAX_BODY_BYTES, TOPOLOGY.api.max_body_bytes),
         retention_days=_positive_int(ENV_RETENTION_DAYS, TOPOLOGY.retention_days),
+        local_principal=os.environ.get(ENV_LOCAL_PRINCIPAL) or None,
     )

@@ -63,7 +63,7 @@ def test_a_request_becomes_an_http_api_v2_event() -> None:
     assert context["routeKey"] == "GET /jobs/{id}"
     assert context["stage"] == "$default"
     assert context["requestId"] and isinstance(context["timeEpoch"], int)
-    assert "authorizer" not in context  # the local principal
+    assert "authorizer" not in context  # no credentials: the local principal, if one is named
     assert event["isBase64Encoded"] is False and "body" not in event
     # And a Lambda context for the route's function
     assert recorder.contexts[0].function_name == "jobpipe-test"
@@ -151,8 +151,9 @@ def test_a_payload_over_the_gateway_limit_is_413_before_any_handler(
     assert response.status_code == 413 and recorder.events == []
 
 
-def test_the_real_handlers_answer_through_the_gateway(aws: Any) -> None:
-    # Given the default routes (the real submit and status handlers) on moto
+def test_the_real_handlers_answer_through_the_gateway(aws: Any, local_principal: str) -> None:
+    # Given the default routes (the real submit and status handlers) on moto, and the local
+    # principal named as the local stack names it
     client = Client(Gateway())
     # When a job is submitted and read back
     submitted = client.post("/jobs", json={"type": "echo", "params": {"a": 1}})

@@ -45,16 +45,51 @@ def test_job_ids_sort_by_creation_time(aws: Aws, submit: Submit) -> None:
     assert ids == sorted(ids)
 
 
-def test_the_caller_is_the_jobs_owner(aws: Aws, submit: Submit) -> None:
+def test_an_assumed_role_callers_job_belongs_to_the_role_not_the_session(
+    aws: Aws, submit: Submit
+) -> None:
+    # Given a caller signing as one session of an assumed role / When it submits a job
     job_id = body_of(submit({"type": "echo", "params": {}}, principal=BOB))["job_id"]
+    # Then the job's owner is the role, without the session name
     item = aws.dynamodb.get_item(TableName=aws.table_name, Key={"pk": {"S": job_id}})["Item"]
-    assert item["owner"]["S"] == BOB
+    assert item["owner"]["S"] == "arn:aws:sts::123456789012:assumed-role/bob-app"
 
 
-def test_without_an_authorizer_the_owner_is_the_local_principal(aws: Aws, submit: Submit) -> None:
-    job_id = body_of(submit({"type": "echo", "params": {}}, principal=None))["job_id"]
+NO_IDENTITY = [
+    pytest.param(None, id="no-authorizer"),
+    pytest.param({}, id="empty-authorizer"),
+    pytest.param({"iam": {}}, id="empty-iam-context"),
+    pytest.param({"jwt": {"claims": {"claim1": "value1"}, "scopes": ["scope1"]}}, id="jwt-no-sub"),
+    pytest.param({"lambda": {"key": "value"}}, id="lambda-authorizer"),
+]
+
+
+@pytest.mark.parametrize("authorizer", NO_IDENTITY)
+def test_a_request_that_names_no_caller_is_403_and_nothing_is_written(
+    aws: Aws, submit: Submit, authorizer: dict[str, Any] | None
+) -> None:
+    # Given a request whose authorizer context names no one (as AWS's sample events do), on a
+    # deployment, which names no local principal
+    # When it submits a job
+    response = submit({"type": "echo", "params": {}}, principal=None, authorizer=authorizer)
+    # Then it is refused with a JSON error, not given a shared owner
+    assert response["statusCode"] == 403, response["body"]
+    assert body_of(response)["error"]["type"] == "UnidentifiedCallerError"
+    # And nothing is written or queued
+    assert aws.item_count() == 0 and aws.queue_depth() == 0
+
+
+def test_with_a_local_principal_a_request_without_credentials_is_its_caller(
+    aws: Aws, submit: Submit, local_principal: str
+) -> None:
+    # Given the process names a local principal, as the local stack does
+    # When a request without credentials submits a job
+    response = submit({"type": "echo", "params": {}}, principal=None)
+    # Then the job is accepted and belongs to the local principal
+    assert response["statusCode"] == 202
+    job_id = body_of(response)["job_id"]
     item = aws.dynamodb.get_item(TableName=aws.table_name, Key={"pk": {"S": job_id}})["Item"]
-    assert item["owner"]["S"] == "local"
+    assert item["owner"]["S"] == local_principal == "local"
 
 
 @pytest.mark.parametrize("raw", ["{not json", "", "[1, 2", '{"type": "echo",}'])
@@ -357,11 +392,11 @@ def test_the_openapi_document_describes_both_routes_and_their_answers() -> None:
 
     document = openapi_document()
     post = document["paths"]["/jobs"]["post"]
-    assert {"202", "400", "409", "413", "415", "422", "503"} <= set(post["responses"])
+    assert {"202", "400", "403", "409", "413", "415", "422", "503"} <= set(post["responses"])
     assert set(post["requestBody"]["content"]) == {"application/json"}
     assert any(p["name"] == "idempotency-key" for p in post.get("parameters", []))
     get = document["paths"]["/jobs/{job_id}"]["get"]
-    assert {"200", "400", "404"} <= set(get["responses"])
+    assert {"200", "400", "403", "404"} <= set(get["responses"])
 
 
 def _items(aws: Aws) -> list[dict[str, Any]]:

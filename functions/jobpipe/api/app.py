@@ -94,6 +94,9 @@ class JobStatusBody(BaseModel):
     error: dict[str, str] | None = None
 
 
+NO_CALLER = "The request names no caller: no IAM principal, no JWT subject."
+
+
 def _response(description: str, model: type[BaseModel]) -> OpenAPIResponse:
     return {"description": description, "content": {"application/json": {"model": model}}}
 
@@ -113,6 +116,7 @@ def submit_router() -> Router:
         responses={
             202: _response("Accepted: the job is pending.", SubmittedBody),
             400: _error("The body is not valid JSON (or not Unicode: an unpaired surrogate)."),
+            403: _error(NO_CALLER),
             409: _error("The Idempotency-Key was used with a different body."),
             413: _error("The body is over the size limit."),
             415: _error(
@@ -141,7 +145,7 @@ def submit_router() -> Router:
         event = router.current_event
         submitted = submit_service().submit(
             SubmitRequest(
-                owner=caller_of(event.raw_event.get("requestContext") or {}),
+                owner=owner_of(event.raw_event),
                 type=body.type,
                 params=body.params,
                 idempotency_key=idempotency_key,
@@ -175,6 +179,7 @@ def status_router() -> Router:
         responses={
             200: _response("The job.", JobStatusBody),
             400: _error("Not a job id."),
+            403: _error(NO_CALLER),
             404: _error("No such job (or not the caller's)."),
         },
         tags=["jobs"],
@@ -184,7 +189,7 @@ def status_router() -> Router:
 
         service = status_service()
         event = router.current_event
-        job = service.get(caller_of(event.raw_event.get("requestContext") or {}), job_id)
+        job = service.get(owner_of(event.raw_event), job_id)
         retry_after = service.retry_after(job)
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         return json_response(200, job_view(job), headers)
@@ -242,6 +247,13 @@ def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
         return json_response(404, {"error": {"type": "NotFound", "message": "no such route"}})
 
     return app
+
+
+def owner_of(event: dict[str, Any]) -> str:
+    """Who owns the jobs this request submits or reads (403 when it names no one)."""
+    from jobpipe.settings import get_settings
+
+    return caller_of(event.get("requestContext") or {}, get_settings().local_principal)
 
 
 def check_body_size(event: dict[str, Any]) -> None:

@@ -95,7 +95,8 @@ def http_api_event(
     """The API Gateway HTTP API (payload 2.0) event for `request`. A bearer JWT's claims are
     passed on as API Gateway's JWT authorizer passes them (so callers can be told apart
     locally); they are not verified here — on AWS the authorizer verifies them. Without one the
-    request has no authorizer context and the handlers see the local principal."""
+    request has no authorizer context: the handlers refuse it (403), unless the process names a
+    local principal (`JOBPIPE_LOCAL_PRINCIPAL`), as the local stack does."""
     raw = request.get_data(cache=True)
     headers: dict[str, str] = {}
     for name, value in request.headers.items():

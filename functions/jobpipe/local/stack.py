@@ -19,7 +19,9 @@ from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from jobpipe.api.identity import LOCAL_PRINCIPAL
 from jobpipe.local.gateway import LOCAL_CONFIG_PATH, Gateway
+from jobpipe.settings import ENV_LOCAL_PRINCIPAL
 from jobpipe.topology import TOPOLOGY
 
 if TYPE_CHECKING:
@@ -113,7 +115,8 @@ class LocalStack:
             _reset_moto(endpoint)
             self._point_aws_at(endpoint)
             resources = self._create_resources()
-            self._set_env(resources.environment())
+            # A request without credentials is the one local caller's (on AWS it is refused).
+            self._set_env({**resources.environment(), ENV_LOCAL_PRINCIPAL: LOCAL_PRINCIPAL})
             self._reset_wiring()
 
             self._server = make_server(self.host, self.port, Gateway(local_config=self._local))
