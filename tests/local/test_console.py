@@ -66,3 +66,14 @@ def test_on_another_port_the_banner_tells_the_cli_where_to_go() -> None:
     out = io.StringIO()
     banner(config(8080), out)
     assert "JOBPIPE_URL=http://127.0.0.1:8080 jobpipe submit" in out.getvalue()
+
+
+def test_the_banner_says_state_is_in_memory_and_job_types_need_a_restart() -> None:
+    # Given the banner of a local stack
+    out = io.StringIO()
+    banner(config(8000), out)
+    text = out.getvalue()
+    # Then it says what a developer would otherwise learn by losing work: nothing survives a
+    # stop, and a new job type needs one
+    assert "State lives in memory (moto): jobs, queues and dead letters are gone" in text
+    assert "restart this (Ctrl-C, then again) to add or change one" in text

@@ -69,6 +69,9 @@ Try:
   curl -s {api}/jobs/<job_id>
   {cli} submit flaky --params '{{"fail_times": 1}}' --wait
 
+State lives in memory (moto): jobs, queues and dead letters are gone when this stops.
+Job types are loaded now: restart this (Ctrl-C, then again) to add or change one.
+
 One line per job transition below. Ctrl-C stops everything.
 """,
         file=out,
