@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import pytest
@@ -165,3 +166,25 @@ def test_the_real_handlers_answer_through_the_gateway(aws: Any, local_principal:
     assert status.status_code == 200 and status.get_json()["status"] == "pending"
     assert status.headers["Retry-After"] == "1"
     assert submitted.get_json()["poll_url"] == f"http://localhost/jobs/{job_id}"
+
+
+def test_the_docs_page_and_every_asset_it_names_are_served_by_the_gateway() -> None:
+    # Given the local gateway (and no network needed)
+    client = Client(Gateway([]))
+    # When the Swagger UI page is fetched
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    # Then it names no URL outside the gateway: it works offline
+    assert not re.search(r"https?:|[\"'(]//", html)
+    # And every stylesheet, script and document it names is served by the gateway itself
+    references = re.findall(r'(?:href|src|url:)\s*=?\s*"([^"]+)"', html)
+    assert {"/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js", "/openapi.json"} <= set(
+        references
+    )
+    for reference in references:
+        asset = client.get(reference)
+        assert asset.status_code == 200, reference
+        assert len(asset.data) > 1000, reference
+    assert b"SwaggerUIBundle" in client.get("/docs/swagger-ui-bundle.js").data
+    assert client.get("/docs/swagger-ui.css").mimetype == "text/css"
