@@ -446,10 +446,15 @@ def cmd_local(args: argparse.Namespace, output: Output) -> int:
     # A rejected request emits no metric; Powertools warns about the empty flush.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
+    from jobpipe.errors import ConfigurationError
+    from jobpipe.local.address import port_from_env
     from jobpipe.local.console import banner, use_console_format
-    from jobpipe.local.stack import LocalStack, port_from_env
+    from jobpipe.local.stack import LocalStack
 
-    port = args.port if args.port is not None else port_from_env()
+    try:
+        port = args.port if args.port is not None else port_from_env()
+    except ConfigurationError as error:
+        return output.error("UsageError", str(error), EXIT_USAGE)
     use_console_format()
     stack = LocalStack(port=port)
     try:
@@ -506,6 +511,19 @@ def _api_error_exit(error: ApiError) -> tuple[int, str]:
     return EXIT_TARGET, f"the API answered {status} {error.error_type}: {error.message}"
 
 
+def _unreachable_hint(target: Target | None) -> str:
+    """What to check when the target did not answer: for the local stack, that it runs, and
+    where the CLI looked for it."""
+    if target is None or not target.local:
+        return ""
+    if target.source != "default":
+        return " (is `make local` running?)"
+    return (
+        " (is `make local` running? On another port, set JOBPIPE_PORT to that port here too: "
+        "the CLI looks where `jobpipe local` would serve)"
+    )
+
+
 def main(
     argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
@@ -529,6 +547,7 @@ def main(
         WaitTimeoutError,
     )
 
+    target: Target | None = None
     try:
         if args.command == "local":
             return cmd_local(args, output)
@@ -555,9 +574,9 @@ def main(
                 output.note(line)
         return output.error("WaitTimeoutError", str(error), EXIT_TIMEOUT)
     except ConnectionFailedError as error:
-        hint = " (is `make local` running?)" if "make local" not in str(error) else ""
-        local_hint = hint if "127.0.0.1" in str(error) or "localhost" in str(error) else ""
-        return output.error("ConnectionFailedError", f"{error}{local_hint}", EXIT_TARGET)
+        return output.error(
+            "ConnectionFailedError", f"{error}{_unreachable_hint(target)}", EXIT_TARGET
+        )
     except (CredentialsError, TargetError) as error:
         return output.error(type(error).__name__, str(error), EXIT_TARGET)
     except KeyboardInterrupt:

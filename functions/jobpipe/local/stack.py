@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from jobpipe.api.identity import LOCAL_PRINCIPAL
+from jobpipe.local.address import DEFAULT_PORT, LOOPBACK
 from jobpipe.local.gateway import LOCAL_CONFIG_PATH, Gateway
 from jobpipe.settings import ENV_LOCAL_PRINCIPAL
 from jobpipe.topology import TOPOLOGY
@@ -30,10 +31,7 @@ if TYPE_CHECKING:
     from jobpipe.local.event_source import EventSourceMapping
     from jobpipe.reaper.service import Reaper
 
-LOOPBACK = "127.0.0.1"
-DEFAULT_PORT = 8000
 DEFAULT_REGION = "us-east-1"
-ENV_PORT = "JOBPIPE_PORT"
 _log = logging.getLogger(__name__)
 
 # What the stack puts in the environment (and takes back out when it stops).
@@ -297,8 +295,3 @@ def _reset_moto(endpoint: str) -> None:
     request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")  # noqa: S310
     with urllib.request.urlopen(request, timeout=10):  # noqa: S310  (our own loopback server)
         pass
-
-
-def port_from_env(default: int = DEFAULT_PORT) -> int:
-    raw = os.environ.get(ENV_PORT, "")
-    return int(raw) if raw.isdigit() else default
