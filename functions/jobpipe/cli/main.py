@@ -399,6 +399,18 @@ def cmd_dlq_list(args: argparse.Namespace, target: Target, output: Output) -> in
     return EXIT_OK
 
 
+# What a dry run says for each action a replay would take (the others take none).
+_PLANNED = {
+    "replayed": "would replay",
+    "requeued": "would requeue",
+    "already_succeeded": "would delete",
+}
+
+
+def _planned(action: str) -> str:
+    return _PLANNED.get(action, action)
+
+
 def cmd_dlq_replay(args: argparse.Namespace, target: Target, output: Output) -> int:
     where = _filter(args)
     method = args.method
@@ -421,11 +433,15 @@ def cmd_dlq_replay(args: argparse.Namespace, target: Target, output: Output) -> 
     if report.dry_run:
         output.note("dry run: nothing is changed")
     for outcome in report.outcomes:
+        action = _planned(outcome.action.value) if report.dry_run else outcome.action.value
         output.text(
             f"{outcome.job_id or '(none)':<26}  {outcome.job_type or '-':<10}  "
-            f"{outcome.action.value:<17}  {outcome.detail}"
+            f"{action:<17}  {outcome.detail}"
         )
-    counts = ", ".join(f"{n} {action}" for action, n in report.counts().items() if n)
+    if report.dry_run:
+        counts = ", ".join(f"{_planned(a)} {n}" for a, n in report.counts().items() if n)
+    else:
+        counts = ", ".join(f"{n} {action}" for action, n in report.counts().items() if n)
     summary = f"{'dry run: ' if report.dry_run else ''}{counts or 'nothing to replay'}"
     if report.task_handle:
         summary += f"; SQS move task started: {report.task_handle}"
