@@ -16,8 +16,12 @@ from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
     OpenAPIRequestValidationMiddleware,
 )
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, HTTPBearer, SecurityScheme
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.openapi.types import (
+    OpenAPIResponse,
+    OpenAPIResponseHeader,
+)
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobpipe.api.errors import (
@@ -27,6 +31,7 @@ from jobpipe.api.errors import (
     validation_error_response,
 )
 from jobpipe.api.identity import caller_of
+from jobpipe.domain.job import JOB_ID_PATTERN
 from jobpipe.errors import (
     JobError,
     MalformedRequestError,
@@ -97,12 +102,65 @@ class JobStatusBody(BaseModel):
 NO_CALLER = "The request names no caller: no IAM principal, no JWT subject."
 
 
-def _response(description: str, model: type[BaseModel]) -> OpenAPIResponse:
-    return {"description": description, "content": {"application/json": {"model": model}}}
+def _response(
+    description: str,
+    model: type[BaseModel],
+    headers: dict[str, OpenAPIResponseHeader] | None = None,
+) -> OpenAPIResponse:
+    response: OpenAPIResponse = {
+        "description": description,
+        "content": {"application/json": {"model": model}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
 
 
 def _error(description: str) -> OpenAPIResponse:
     return _response(description, ErrorBody)
+
+
+def _retry_after(when: str) -> dict[str, OpenAPIResponseHeader]:
+    return {
+        "Retry-After": {
+            "description": f"Seconds to wait before asking again; {when}.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    }
+
+
+LOCATION: dict[str, OpenAPIResponseHeader] = {
+    "Location": {
+        "description": "The job's path, `/jobs/{job_id}`: where to poll it.",
+        "schema": {"type": "string", "example": "/jobs/01M87B9V0WJJC08YS7ZKQFYJ98"},
+    }
+}
+UNAVAILABLE = _response(
+    "A dependency is unavailable; retry with the same Idempotency-Key.",
+    ErrorBody,
+    _retry_after("always present"),
+)
+# API Gateway authorizes every route with IAM (SigV4), or with a JWT when the stack is deployed
+# with `-c jwtIssuer=...`. OpenAPI has no SigV4 type: API Gateway's own extension names it.
+SECURITY_SCHEMES: dict[str, SecurityScheme] = {
+    "sigv4": APIKey.model_validate(
+        {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "AWS Signature Version 4 by an IAM principal allowed "
+            "execute-api:Invoke (the default). The job owner is the principal; for an assumed "
+            "role, the role without its session name.",
+            "openapi_extensions": {"x-amazon-apigateway-authtype": "awsSigv4"},
+        }
+    ),
+    "jwt": HTTPBearer(
+        bearerFormat="JWT",
+        description="A JWT from the issuer the stack was deployed with (-c jwtIssuer=...), "
+        "instead of SigV4. The job owner is the token's issuer and sub.",
+    ),
+}
+SECURITY: list[dict[str, list[str]]] = [{"sigv4": []}, {"jwt": []}]
 
 
 def submit_router() -> Router:
@@ -114,7 +172,7 @@ def submit_router() -> Router:
         description="Writes the job and queues it; answers at once with the job id to poll.",
         status_code=202,
         responses={
-            202: _response("Accepted: the job is pending.", SubmittedBody),
+            202: _response("Accepted: the job is pending.", SubmittedBody, LOCATION),
             400: _error("The body is not valid JSON (or not Unicode: an unpaired surrogate)."),
             403: _error(NO_CALLER),
             409: _error("The Idempotency-Key was used with a different body."),
@@ -124,7 +182,7 @@ def submit_router() -> Router:
                 "parameters allowed); forms, multipart and look-alikes are refused unread."
             ),
             422: _error("Unknown job type or invalid params; names the fields."),
-            503: _error("A dependency is unavailable; retry with the same Idempotency-Key."),
+            503: UNAVAILABLE,
         },
         tags=["jobs"],
     )
@@ -177,14 +235,20 @@ def status_router() -> Router:
         summary="Get a job's status",
         description="Poll until `is_terminal`; honour `Retry-After`.",
         responses={
-            200: _response("The job.", JobStatusBody),
+            200: _response(
+                "The job.", JobStatusBody, _retry_after("present while the job is not terminal")
+            ),
             400: _error("Not a job id."),
             403: _error(NO_CALLER),
             404: _error("No such job (or not the caller's)."),
         },
         tags=["jobs"],
     )
-    def get_job(job_id: Annotated[str, Path(max_length=64)]) -> Response[dict[str, Any]]:
+    def get_job(
+        job_id: Annotated[
+            str, Path(pattern=JOB_ID_PATTERN, description="A job id: a ULID, in either case.")
+        ],
+    ) -> Response[dict[str, Any]]:
         from jobpipe.wiring import status_service
 
         service = status_service()
@@ -319,6 +383,11 @@ def openapi_document() -> dict[str, Any]:
 
     app = build_resolver(submit_router(), status_router())
     document: dict[str, Any] = json.loads(
-        app.get_openapi_json_schema(title=API_TITLE, version=__version__)
+        app.get_openapi_json_schema(
+            title=API_TITLE,
+            version=__version__,
+            security_schemes=SECURITY_SCHEMES,
+            security=SECURITY,
+        )
     )
     return document
