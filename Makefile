@@ -8,7 +8,18 @@ BOOT := .venv-boot
 UV := $(BOOT)/bin/uv
 UV_VERSION := 0.13.8
 PY := $(VENV)/bin/python
+# The CDK app's jsii runtime prints an eleven-line banner on stderr when Node.js is near or past
+# its end of life, and the app's Python side echoes it as b'...' lines. Silence it for the Node
+# that runs here, and say it in one line instead (the README names the supported versions).
+NODE_SUPPORTED := 22 24
+NODE_MAJOR := $(shell node -p 'process.versions.node.split(".")[0]' 2>/dev/null)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(NODE_MAJOR)
+define node_note
+@case " $(NODE_SUPPORTED) " in *" $(NODE_MAJOR) "*) ;; \
+  *) echo "note: this is Node.js $(NODE_MAJOR); the CDK's runtime (jsii) supports Node.js \
+$(firstword $(NODE_SUPPORTED)) and $(lastword $(NODE_SUPPORTED))" >&2 ;; esac
+endef
 
 .PHONY: help venv test lint fmt local synth deploy bench chaos fuzz clean
 
@@ -48,9 +59,11 @@ local: venv ## Run the whole pipeline on this machine (moto + local API + worker
 	$(VENV)/bin/jobpipe local
 
 synth: venv node_modules/.installed ## Synthesize the CloudFormation template into cdk.out/
+	$(node_note)
 	npx --no-install cdk synth --quiet
 
 deploy: venv node_modules/.installed ## Deploy the stack with the AWS credentials in your environment
+	$(node_note)
 	npx --no-install cdk deploy
 
 bench: venv ## Measure calls, cost, imports, worker overhead and local throughput (.bench/results.json)

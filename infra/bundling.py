@@ -5,12 +5,18 @@
 no dev or infra groups), and `uv pip install --target` installs exactly those versions as
 manylinux aarch64 wheels, whatever machine runs the synth. The result is cached under
 `.build/lambda/<key>/`, where the key covers the lock file, the function source and the
-target platform, so a synth after the first one does not install anything.
+target platform, so a synth after the first one does not install anything
+(`JOBPIPE_BUNDLE_CACHE` names another cache directory).
+
+The build is the same whatever runs it: uv gets no colour settings from the environment (the
+CDK CLI sets `FORCE_COLOR` for the app, which made uv colour the requirements file it wrote),
+and a build that fails leaves neither a half-built bundle nor its requirements file behind.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -26,7 +32,10 @@ BUNDLE_FORMAT = "1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_NAME = "jobpipe"
 CACHE_DIR_NAME = ".build"
+ENV_CACHE_DIR = "JOBPIPE_BUNDLE_CACHE"
 KEEP_BUNDLES = 3
+# Settings that make tools colour their output even when it is not a terminal.
+COLOUR_VARIABLES = ("FORCE_COLOR", "CLICOLOR_FORCE", "NO_COLOR")
 
 
 class BundlingError(RuntimeError):
@@ -73,16 +82,22 @@ def bundle_key(root: Path = REPO_ROOT) -> str:
     return digest.hexdigest()[:32]
 
 
-def _run(command: list[str], cwd: Path) -> str:
+def _run(command: list[str], cwd: Path) -> None:
+    """Run a uv command with colour off, whatever the environment asks for."""
+    env = {name: value for name, value in os.environ.items() if name not in COLOUR_VARIABLES}
     result = subprocess.run(  # noqa: S603  (a fixed command line, no shell)
-        command, cwd=cwd, capture_output=True, text=True, check=False
+        [*command, "--color", "never"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise BundlingError(
             f"`{' '.join(command[:3])} ...` failed while building the Lambda bundle:\n"
             f"{result.stderr.strip()}"
         )
-    return result.stdout
 
 
 def build_bundle(
@@ -95,8 +110,9 @@ def build_bundle(
     """Install the locked runtime dependencies for the platform, and `jobpipe`, into `target`
     (uncached; `lambda_bundle` is the cached build for Lambda's platform)."""
     uv = _uv()
-    requirements = target.parent / f"{target.name}.requirements.txt"
-    requirements.write_text(
+    # The requirements file lives outside the cache, and goes whether the build succeeds or not.
+    with tempfile.TemporaryDirectory(prefix="jobpipe-bundle-") as scratch:
+        requirements = Path(scratch) / "requirements.txt"
         _run(
             [
                 uv,
@@ -107,33 +123,33 @@ def build_bundle(
                 "--format",
                 "requirements-txt",
                 "--quiet",
+                "--output-file",
+                str(requirements),
             ],
             cwd=root,
         )
-    )
-    _run(
-        [
-            uv,
-            "pip",
-            "install",
-            "--quiet",
-            "--target",
-            str(target),
-            "--python-platform",
-            python_platform,
-            "--python-version",
-            python_version,
-            "--only-binary",
-            ":all:",
-            "--no-deps",
-            "--require-hashes",
-            "--no-compile",
-            "-r",
-            str(requirements),
-        ],
-        cwd=root,
-    )
-    requirements.unlink()
+        _run(
+            [
+                uv,
+                "pip",
+                "install",
+                "--quiet",
+                "--target",
+                str(target),
+                "--python-platform",
+                python_platform,
+                "--python-version",
+                python_version,
+                "--only-binary",
+                ":all:",
+                "--no-deps",
+                "--require-hashes",
+                "--no-compile",
+                "-r",
+                str(requirements),
+            ],
+            cwd=root,
+        )
     # Console scripts of the dependencies are never run on Lambda.
     shutil.rmtree(target / "bin", ignore_errors=True)
     source = root / "functions" / PACKAGE_NAME
@@ -143,10 +159,16 @@ def build_bundle(
         shutil.copy2(path, destination)
 
 
+def cache_dir(root: Path = REPO_ROOT) -> Path:
+    """Where built bundles are kept: `JOBPIPE_BUNDLE_CACHE`, else `.build/lambda/`."""
+    configured = os.environ.get(ENV_CACHE_DIR)
+    return Path(configured) if configured else root / CACHE_DIR_NAME / "lambda"
+
+
 def lambda_bundle(root: Path = REPO_ROOT) -> Bundle:
     """The directory to deploy as the functions' code, built on first use and cached."""
     key = bundle_key(root)
-    cache = root / CACHE_DIR_NAME / "lambda"
+    cache = cache_dir(root)
     final = cache / key
     if (final / PACKAGE_NAME).is_dir():
         return Bundle(final, key)

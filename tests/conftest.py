@@ -96,9 +96,11 @@ def http_event(
     principal: str | None = None,
     route_key: str | None = None,
     path_parameters: dict[str, str] | None = None,
+    authorizer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An API Gateway HTTP API (payload format 2.0) event, as API Gateway sends it with IAM auth
-    (or with no authorizer at all when `principal` is None)."""
+    (or with `authorizer` as the request context's authorizer, or with no authorizer at all when
+    both are None)."""
     is_binary = isinstance(body, bytes)
     request_context: dict[str, Any] = {
         "accountId": "123456789012",
@@ -118,6 +120,8 @@ def http_event(
         "time": "24/Nov/2026:12:00:00 +0000",
         "timeEpoch": 1795521600000,
     }
+    if authorizer is not None:
+        request_context["authorizer"] = authorizer
     if principal is not None:
         request_context["authorizer"] = {
             "iam": {
@@ -156,8 +160,21 @@ def http_event(
     return event
 
 
-ALICE = "arn:aws:sts::123456789012:assumed-role/app/alice"
-BOB = "arn:aws:sts::123456789012:assumed-role/app/bob"
+# Two callers: sessions of two different roles (the owner of an assumed role is the role).
+ALICE = "arn:aws:sts::123456789012:assumed-role/alice-app/i-0a1b2c3d"
+BOB = "arn:aws:sts::123456789012:assumed-role/bob-app/i-0a1b2c3d"
+
+
+@pytest.fixture
+def local_principal(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The process names a local principal, as the local stack does."""
+    from jobpipe import wiring
+    from jobpipe.api.identity import LOCAL_PRINCIPAL
+    from jobpipe.settings import ENV_LOCAL_PRINCIPAL
+
+    monkeypatch.setenv(ENV_LOCAL_PRINCIPAL, LOCAL_PRINCIPAL)
+    wiring.reset()
+    return LOCAL_PRINCIPAL
 
 
 @pytest.fixture
@@ -178,9 +195,12 @@ def submit(lambda_context: Any) -> Callable[..., dict[str, Any]]:
         headers: dict[str, str] | None = None,
         principal: str | None = ALICE,
         raw: bool = False,
+        authorizer: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         payload = body if raw else json.dumps(body)
-        event = http_event("POST", "/jobs", payload, headers=headers, principal=principal)
+        event = http_event(
+            "POST", "/jobs", payload, headers=headers, principal=principal, authorizer=authorizer
+        )
         return handler_module.handler(event, lambda_context)  # type: ignore[no-any-return]
 
     return call
@@ -191,13 +211,16 @@ def get_status(lambda_context: Any) -> Callable[..., dict[str, Any]]:
     """GET /jobs/{id} through the real status handler."""
     from jobpipe.handlers import status as handler_module
 
-    def call(job_id: str, *, principal: str | None = ALICE) -> dict[str, Any]:
+    def call(
+        job_id: str, *, principal: str | None = ALICE, authorizer: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         event = http_event(
             "GET",
             f"/jobs/{job_id}",
             principal=principal,
             route_key="GET /jobs/{id}",
             path_parameters={"id": job_id},
+            authorizer=authorizer,
         )
         return handler_module.handler(event, lambda_context)  # type: ignore[no-any-return]
 

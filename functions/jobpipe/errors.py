@@ -72,9 +72,11 @@ class InvalidRequestError(JobError):
 
 
 class UnknownJobTypeError(InvalidRequestError):
+    """No job type has this name. The message does not repeat the name: it reaches callers."""
+
     def __init__(self, job_type: str, known: Sequence[str]) -> None:
         super().__init__(
-            f"unknown job type {job_type!r}; known types: {', '.join(known) or '(none)'}",
+            f"unknown job type; known types: {', '.join(known) or '(none)'}",
             [{"loc": "type", "msg": "unknown job type"}],
         )
         self.job_type = job_type
@@ -87,6 +89,10 @@ class InvalidParamsError(InvalidRequestError):
 
 class InvalidJobIdError(JobError):
     """A job id that is not a job id at all."""
+
+
+class UnidentifiedCallerError(JobError):
+    """The request names no caller a job could belong to (no IAM principal, no JWT subject)."""
 
 
 class JobNotFoundError(JobError):

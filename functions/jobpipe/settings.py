@@ -19,6 +19,9 @@ ENV_RETENTION_DAYS = "JOBPIPE_RETENTION_DAYS"
 ENV_AWS_CONNECT_TIMEOUT = "JOBPIPE_AWS_CONNECT_TIMEOUT"
 ENV_AWS_READ_TIMEOUT = "JOBPIPE_AWS_READ_TIMEOUT"
 ENV_AWS_MAX_ATTEMPTS = "JOBPIPE_AWS_MAX_ATTEMPTS"
+# Who owns the jobs of a request without credentials; only the local stack sets it. Unset (as
+# on AWS), such a request is refused.
+ENV_LOCAL_PRINCIPAL = "JOBPIPE_LOCAL_PRINCIPAL"
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class Settings:
     dlq_url: str
     max_body_bytes: int = TOPOLOGY.api.max_body_bytes
     retention_days: int = TOPOLOGY.retention_days
+    local_principal: str | None = None
 
 
 def _positive_int(name: str, default: int) -> int:
@@ -72,6 +76,7 @@ def get_settings() -> Settings:
         dlq_url=_required(ENV_DLQ_URL),
         max_body_bytes=_positive_int(ENV_MAX_BODY_BYTES, TOPOLOGY.api.max_body_bytes),
         retention_days=_positive_int(ENV_RETENTION_DAYS, TOPOLOGY.retention_days),
+        local_principal=os.environ.get(ENV_LOCAL_PRINCIPAL) or None,
     )
 
 

@@ -168,9 +168,11 @@ def test_dlq_list_and_replay_work_with_no_target_given(
     )
     code, out, _ = run("dlq", "list", "--job-id", job_id, url=False)
     assert job_id in out and "TransientJobError" in out
-    # And a dry run says what would happen without doing it
+    # And a dry run says what would happen, and what the job would become, without doing it
     code, out, err = run("dlq", "replay", "--job-id", job_id, "--dry-run", url=False)
-    assert code == EXIT_OK and "replayed" in out and "dry run" in err
+    assert code == EXIT_OK and "dry run: would replay 1" in err
+    assert "would replay" in out and "replayed" not in out
+    assert "would reset failed \N{RIGHTWARDS ARROW} pending with fresh attempts" in out
     # When it is replayed
     code, out, _ = run("dlq", "replay", "--job-id", job_id, "--json", url=False)
     report = json.loads(out)

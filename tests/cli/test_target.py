@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+
 import boto3
 import pytest
 from botocore.stub import Stubber
 
 from jobpipe.cli import target as target_module
+from jobpipe.cli.main import EXIT_TARGET, main
 from jobpipe.cli.target import Target, TargetError, is_loopback, resolve, stack_outputs
 
 API = "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com"
@@ -31,6 +34,33 @@ def test_with_nothing_given_the_target_is_the_local_stack() -> None:
 def test_jobpipe_port_moves_the_local_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOBPIPE_PORT", "8123")
     assert resolve().api_url == "http://127.0.0.1:8123"
+
+
+@pytest.mark.parametrize("value", ["abc", "8080x", "0", "70000", "\uff18\uff10\uff18\uff10"])
+def test_a_jobpipe_port_that_is_not_a_port_is_refused_not_replaced_by_8000(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    # Given JOBPIPE_PORT set to something `jobpipe local` cannot serve on
+    monkeypatch.setenv("JOBPIPE_PORT", value)
+    # When the CLI looks for the local stack / Then it says so instead of calling port 8000
+    with pytest.raises(TargetError, match="JOBPIPE_PORT must be a port number"):
+        resolve()
+
+
+def test_an_unreachable_local_default_says_where_the_cli_looked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given no target but JOBPIPE_PORT, and nothing listening there
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("JOBPIPE_PORT", str(port))
+    # When a command runs
+    code = main(["dlq", "list"])
+    # Then it fails on the target, naming the port it tried and the variable that moves it
+    err = capsys.readouterr().err
+    assert code == EXIT_TARGET
+    assert f"127.0.0.1:{port}" in err and "set JOBPIPE_PORT to that port here too" in err
 
 
 def test_url_wins_over_jobpipe_url(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 # The CI machine's Node.js is past its end of life: jsii says so on every exit, which buries the
-# test output. `make synth` and `make deploy` still show it.
+# test output. The Makefile silences it the same way for the Node it runs on.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from aws_cdk import App, CfnElement, Stack

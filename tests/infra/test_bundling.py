@@ -11,7 +11,15 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from infra.bundling import REPO_ROOT, Bundle, build_bundle, bundle_key, lambda_bundle
+from infra.bundling import (
+    ENV_CACHE_DIR,
+    REPO_ROOT,
+    Bundle,
+    BundlingError,
+    build_bundle,
+    bundle_key,
+    lambda_bundle,
+)
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
@@ -126,3 +134,22 @@ def test_the_handlers_import_from_the_bundle_alone(tmp_path: Path) -> None:
     )
     # Then every import resolves inside the bundle: no runtime dependency is missing
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_failed_build_leaves_nothing_behind_in_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an empty bundle cache, colour forced as the CDK CLI forces it, and no wheel to be had
+    # (uv offline with an empty cache of its own): the install fails after the export
+    cache = tmp_path / "bundles"
+    monkeypatch.setenv(ENV_CACHE_DIR, str(cache))
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("UV_OFFLINE", "1")
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    # When the bundle is asked for
+    with pytest.raises(BundlingError) as failed:
+        lambda_bundle()
+    # Then the error is uv's, in plain text
+    assert "uv pip install" in str(failed.value) and "\x1b[" not in str(failed.value)
+    # And no half-built bundle or requirements file is left to be mistaken for a build
+    assert not cache.exists() or list(cache.iterdir()) == []

@@ -124,3 +124,15 @@ def test_all_functions_share_one_code_asset(synthesized: Synthesized) -> None:
         for f in synthesized.resources("AWS::Lambda::Function").values()
     }
     assert len(codes) == 1
+
+
+@pytest.mark.parametrize("variant", ["iam", "jwt"])
+def test_no_deployed_function_names_a_local_principal(
+    synthesized: Synthesized, jwt_synthesized: Synthesized, variant: str
+) -> None:
+    """Given either auth variant, then no function's environment names a local principal, so
+    a request that names no caller is refused on AWS instead of sharing one owner."""
+    stack = synthesized if variant == "iam" else jwt_synthesized
+    for function in stack.resources("AWS::Lambda::Function").values():
+        environment = function["Properties"].get("Environment", {}).get("Variables", {})
+        assert settings.ENV_LOCAL_PRINCIPAL not in environment

@@ -62,7 +62,29 @@ def test_the_banner_shows_the_api_a_curl_and_the_openapi_document() -> None:
     assert "\n  jobpipe submit flaky" in text
 
 
-def test_on_another_port_the_banner_tells_the_cli_where_to_go() -> None:
+def test_on_another_port_the_banner_tells_the_cli_the_variable_the_stack_reads() -> None:
+    # Given a stack on port 8080 / When its banner is printed
     out = io.StringIO()
     banner(config(8080), out)
-    assert "JOBPIPE_URL=http://127.0.0.1:8080 jobpipe submit" in out.getvalue()
+    # Then it tells the CLI in another terminal JOBPIPE_PORT, which `jobpipe local` reads too
+    text = out.getvalue()
+    assert "export JOBPIPE_PORT=8080 where you run `jobpipe`" in text
+    assert "\n  JOBPIPE_PORT=8080 jobpipe submit" in text
+    assert "JOBPIPE_URL" not in text
+
+
+def test_on_the_default_port_the_banner_needs_no_setting_for_the_cli() -> None:
+    out = io.StringIO()
+    banner(config(8000), out)
+    assert "JOBPIPE_PORT" not in out.getvalue()
+
+
+def test_the_banner_says_state_is_in_memory_and_job_types_need_a_restart() -> None:
+    # Given the banner of a local stack
+    out = io.StringIO()
+    banner(config(8000), out)
+    text = out.getvalue()
+    # Then it says what a developer would otherwise learn by losing work: nothing survives a
+    # stop, and a new job type needs one
+    assert "State lives in memory (moto): jobs, queues and dead letters are gone" in text
+    assert "restart this (Ctrl-C, then again) to add or change one" in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import pytest
@@ -63,7 +64,7 @@ def test_a_request_becomes_an_http_api_v2_event() -> None:
     assert context["routeKey"] == "GET /jobs/{id}"
     assert context["stage"] == "$default"
     assert context["requestId"] and isinstance(context["timeEpoch"], int)
-    assert "authorizer" not in context  # the local principal
+    assert "authorizer" not in context  # no credentials: the local principal, if one is named
     assert event["isBase64Encoded"] is False and "body" not in event
     # And a Lambda context for the route's function
     assert recorder.contexts[0].function_name == "jobpipe-test"
@@ -151,8 +152,9 @@ def test_a_payload_over_the_gateway_limit_is_413_before_any_handler(
     assert response.status_code == 413 and recorder.events == []
 
 
-def test_the_real_handlers_answer_through_the_gateway(aws: Any) -> None:
-    # Given the default routes (the real submit and status handlers) on moto
+def test_the_real_handlers_answer_through_the_gateway(aws: Any, local_principal: str) -> None:
+    # Given the default routes (the real submit and status handlers) on moto, and the local
+    # principal named as the local stack names it
     client = Client(Gateway())
     # When a job is submitted and read back
     submitted = client.post("/jobs", json={"type": "echo", "params": {"a": 1}})
@@ -164,3 +166,25 @@ def test_the_real_handlers_answer_through_the_gateway(aws: Any) -> None:
     assert status.status_code == 200 and status.get_json()["status"] == "pending"
     assert status.headers["Retry-After"] == "1"
     assert submitted.get_json()["poll_url"] == f"http://localhost/jobs/{job_id}"
+
+
+def test_the_docs_page_and_every_asset_it_names_are_served_by_the_gateway() -> None:
+    # Given the local gateway (and no network needed)
+    client = Client(Gateway([]))
+    # When the Swagger UI page is fetched
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    # Then it names no URL outside the gateway: it works offline
+    assert not re.search(r"https?:|[\"'(]//", html)
+    # And every stylesheet, script and document it names is served by the gateway itself
+    references = re.findall(r'(?:href|src|url:)\s*=?\s*"([^"]+)"', html)
+    assert {"/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js", "/openapi.json"} <= set(
+        references
+    )
+    for reference in references:
+        asset = client.get(reference)
+        assert asset.status_code == 200, reference
+        assert len(asset.data) > 1000, reference
+    assert b"SwaggerUIBundle" in client.get("/docs/swagger-ui-bundle.js").data
+    assert client.get("/docs/swagger-ui.css").mimetype == "text/css"

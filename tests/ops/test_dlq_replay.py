@@ -85,6 +85,14 @@ class Fixture:
         ).get("Messages", [])
         return [json.loads(m["Body"]) for m in messages]
 
+    def crashed(self) -> Job:
+        """A running job whose lease has ended: its worker died (and SQS moved its message)."""
+        job = pending_job("echo", {"n": new_job_id()}, max_attempts=2, now_ms=NOW_MS)
+        self.store.create(job)
+        return self.store.start(
+            job.job_id, payload_hash=job.payload_hash, lease_expires_at=NOW_MS - 1, now_ms=NOW_MS
+        )
+
     def stored(self, job: Job) -> Job:
         stored = self.store.get(job.job_id)
         assert stored is not None
@@ -282,6 +290,58 @@ def test_a_dry_run_changes_nothing(fx: Fixture) -> None:
     assert report.dry_run and [o.action for o in report.outcomes] == [Action.REPLAYED]
     assert fx.stored(job).status is JobStatus.FAILED
     assert fx.aws.queue_depth() == 0 and len(fx.dlq.list_messages()) == 1
+
+
+RESET = "pending with fresh attempts (0 of 2); replays=1, prior attempts=1"
+
+
+@pytest.mark.parametrize(
+    ("status", "detail"),
+    [
+        pytest.param(
+            JobStatus.FAILED, f"would reset failed \N{RIGHTWARDS ARROW} {RESET}", id="failed"
+        ),
+        pytest.param(
+            JobStatus.RUNNING, f"would reset running \N{RIGHTWARDS ARROW} {RESET}", id="crashed"
+        ),
+        pytest.param(
+            JobStatus.RETRYING,
+            "would send its message back as is: the job stays retrying",
+            id="retrying",
+        ),
+        pytest.param(
+            JobStatus.SUCCEEDED,
+            "would delete the message: the job already succeeded",
+            id="succeeded",
+        ),
+    ],
+)
+def test_a_dry_run_describes_what_the_replay_would_leave_not_todays_state(
+    fx: Fixture, status: JobStatus, detail: str
+) -> None:
+    # Given a dead-lettered job in each state a replay handles (a running one whose lease ended)
+    job = fx.crashed() if status is JobStatus.RUNNING else fx.job(status)
+    fx.dead_letter(job)
+    # When a dry run looks at it
+    [outcome] = fx.dlq.replay(dry_run=True).outcomes
+    # Then it says what the replay would do and the state the job would have after it
+    assert outcome.detail == detail
+    assert fx.stored(job).status is status
+
+
+def test_a_dry_run_promises_the_state_the_replay_then_leaves(fx: Fixture) -> None:
+    # Given a failed, dead-lettered job and what a dry run says of it
+    job = fx.job(JobStatus.FAILED)
+    fx.dead_letter(job)
+    [planned] = fx.dlq.replay(dry_run=True).outcomes
+    # When it is replayed
+    fx.dlq.replay()
+    # Then the job is what the dry run said it would be
+    after = fx.stored(job)
+    assert planned.detail.endswith(
+        f"{after.status.value} with fresh attempts (0 of {after.max_attempts}); "
+        f"replays={after.replays}, prior attempts={after.prior_attempts}"
+    )
 
 
 @pytest.mark.parametrize(

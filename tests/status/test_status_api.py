@@ -101,6 +101,32 @@ def test_another_owners_job_is_404_not_403(aws: Aws, submit: Call, get_status: C
     assert job_id in body_of(response)["error"]["message"]
 
 
+def test_every_session_of_one_role_reads_the_roles_jobs(
+    aws: Aws, submit: Call, get_status: Call
+) -> None:
+    # Given a job submitted by one session of a role (one ECS task, one Lambda instance)
+    role = "arn:aws:sts::123456789012:assumed-role/orders-service"
+    job_id = _submitted_by(submit, f"{role}/task-1")
+    # When another session of the same role reads it
+    response = get_status(job_id, principal=f"{role}/task-2")
+    # Then it is the same caller's job
+    assert response["statusCode"] == 200 and body_of(response)["job_id"] == job_id
+
+
+def test_a_read_that_names_no_caller_is_403(aws: Aws, submit: Call, get_status: Call) -> None:
+    # Given a job, and a deployment, which names no local principal
+    job_id = _submitted(submit)
+    # When a request with an empty authorizer context reads it
+    response = get_status(job_id, principal=None, authorizer={})
+    # Then it is refused, not answered as the shared local caller
+    assert response["statusCode"] == 403
+    assert body_of(response)["error"]["type"] == "UnidentifiedCallerError"
+
+
+def _submitted_by(submit: Call, principal: str) -> str:
+    return str(body_of(submit({"type": "echo", "params": {}}, principal=principal))["job_id"])
+
+
 @pytest.mark.parametrize("bad", ["123", "not-a-ulid-at-all-xxxxxxxx", "8ZZZZZZZZZZZZZZZZZZZZZZZZZ",
                                  "01ARZ3NDEKTSV4RRFFQ69G5FAU", "idem%23abc", "0" * 65])  # fmt: skip
 def test_a_malformed_id_is_400(aws: Aws, get_status: Call, bad: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from jobpipe.domain.job import check_job_id
-from tests.conftest import ALICE, BOB, Aws, body_of
+from tests.conftest import ALICE, BOB, Aws, body_of, http_event
 
 Submit = Callable[..., dict[str, Any]]
 
@@ -45,16 +45,51 @@ def test_job_ids_sort_by_creation_time(aws: Aws, submit: Submit) -> None:
     assert ids == sorted(ids)
 
 
-def test_the_caller_is_the_jobs_owner(aws: Aws, submit: Submit) -> None:
+def test_an_assumed_role_callers_job_belongs_to_the_role_not_the_session(
+    aws: Aws, submit: Submit
+) -> None:
+    # Given a caller signing as one session of an assumed role / When it submits a job
     job_id = body_of(submit({"type": "echo", "params": {}}, principal=BOB))["job_id"]
+    # Then the job's owner is the role, without the session name
     item = aws.dynamodb.get_item(TableName=aws.table_name, Key={"pk": {"S": job_id}})["Item"]
-    assert item["owner"]["S"] == BOB
+    assert item["owner"]["S"] == "arn:aws:sts::123456789012:assumed-role/bob-app"
 
 
-def test_without_an_authorizer_the_owner_is_the_local_principal(aws: Aws, submit: Submit) -> None:
-    job_id = body_of(submit({"type": "echo", "params": {}}, principal=None))["job_id"]
+NO_IDENTITY = [
+    pytest.param(None, id="no-authorizer"),
+    pytest.param({}, id="empty-authorizer"),
+    pytest.param({"iam": {}}, id="empty-iam-context"),
+    pytest.param({"jwt": {"claims": {"claim1": "value1"}, "scopes": ["scope1"]}}, id="jwt-no-sub"),
+    pytest.param({"lambda": {"key": "value"}}, id="lambda-authorizer"),
+]
+
+
+@pytest.mark.parametrize("authorizer", NO_IDENTITY)
+def test_a_request_that_names_no_caller_is_403_and_nothing_is_written(
+    aws: Aws, submit: Submit, authorizer: dict[str, Any] | None
+) -> None:
+    # Given a request whose authorizer context names no one (as AWS's sample events do), on a
+    # deployment, which names no local principal
+    # When it submits a job
+    response = submit({"type": "echo", "params": {}}, principal=None, authorizer=authorizer)
+    # Then it is refused with a JSON error, not given a shared owner
+    assert response["statusCode"] == 403, response["body"]
+    assert body_of(response)["error"]["type"] == "UnidentifiedCallerError"
+    # And nothing is written or queued
+    assert aws.item_count() == 0 and aws.queue_depth() == 0
+
+
+def test_with_a_local_principal_a_request_without_credentials_is_its_caller(
+    aws: Aws, submit: Submit, local_principal: str
+) -> None:
+    # Given the process names a local principal, as the local stack does
+    # When a request without credentials submits a job
+    response = submit({"type": "echo", "params": {}}, principal=None)
+    # Then the job is accepted and belongs to the local principal
+    assert response["statusCode"] == 202
+    job_id = body_of(response)["job_id"]
     item = aws.dynamodb.get_item(TableName=aws.table_name, Key={"pk": {"S": job_id}})["Item"]
-    assert item["owner"]["S"] == "local"
+    assert item["owner"]["S"] == local_principal == "local"
 
 
 @pytest.mark.parametrize("raw", ["{not json", "", "[1, 2", '{"type": "echo",}'])
@@ -65,16 +100,122 @@ def test_malformed_json_is_400_and_nothing_is_written(aws: Aws, submit: Submit, 
     assert aws.item_count() == 0 and aws.queue_depth() == 0
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/xml"])
-def test_a_body_not_declared_as_json_is_415_and_nothing_is_written(
-    aws: Aws, submit: Submit, content_type: str
+MULTIPART = (
+    b'--jobpipe\r\nContent-Disposition: form-data; name="type"\r\n\r\necho\r\n--jobpipe--\r\n'
+)
+JOB = json.dumps({"type": "echo", "params": {}})
+
+
+def post(lambda_context: Any, body: str | bytes, content_type: str | None) -> dict[str, Any]:
+    """POST /jobs with exactly this Content-Type (None: no such header)."""
+    from jobpipe.handlers import submit as handler_module
+
+    event = http_event("POST", "/jobs", body, principal=ALICE)
+    event["headers"].pop("content-type")
+    if content_type is not None:
+        event["headers"]["content-type"] = content_type
+    return handler_module.handler(event, lambda_context)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        pytest.param("text/plain", JOB, id="text"),
+        pytest.param("application/xml", JOB, id="xml"),
+        pytest.param("text/html", JOB, id="html"),
+        pytest.param("application/octet-stream", JOB.encode(), id="octet-stream"),
+        pytest.param("application/x-www-form-urlencoded", "type=echo&params=x", id="form"),
+        pytest.param("multipart/form-data; boundary=jobpipe", MULTIPART, id="multipart"),
+        pytest.param("multipart/form-data", MULTIPART, id="multipart-without-boundary"),
+        pytest.param("application/jsonx", JOB, id="jsonx"),
+        pytest.param("application/json-patch+json", JOB, id="json-patch"),
+        pytest.param("text/json", JOB, id="text-json"),
+        pytest.param(None, JOB, id="no-content-type"),
+        pytest.param("", JOB, id="empty-content-type"),
+    ],
+)
+def test_a_body_not_sent_as_application_json_is_415_and_nothing_is_written(
+    aws: Aws, lambda_context: Any, content_type: str | None, body: str | bytes
 ) -> None:
-    # Given a valid job sent with another Content-Type / When it is submitted
-    response = submit({"type": "echo", "params": {}}, headers={"Content-Type": content_type})
-    # Then it is refused with 415 and a JSON error, and nothing is written or queued
+    # Given a job sent as another media type (a form, a multipart upload, JSON's look-alikes,
+    # or none at all) / When it is submitted
+    response = post(lambda_context, body, content_type)
+    # Then it is refused with 415 and a JSON error that does not echo the body
     assert response["statusCode"] == 415, response["body"]
-    assert body_of(response)["error"]["type"] == "UnsupportedMediaTypeError"
+    assert body_of(response) == {
+        "error": {
+            "type": "UnsupportedMediaTypeError",
+            "message": "send the job as JSON with Content-Type: application/json",
+        }
+    }
+    # And nothing is written or queued
     assert aws.item_count() == 0 and aws.queue_depth() == 0
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "Application/JSON",
+        "APPLICATION/JSON",
+        "application/json; charset=utf-8",
+        "Application/JSON;Charset=UTF-8",
+        " application/json ; version=1",
+    ],
+)
+def test_application_json_in_any_case_and_with_parameters_is_json(
+    aws: Aws, lambda_context: Any, content_type: str
+) -> None:
+    # Given a job sent as application/json, written as a browser or curl may write it
+    # When it is submitted
+    response = post(lambda_context, JOB, content_type)
+    # Then it is accepted
+    assert response["statusCode"] == 202, response["body"]
+    assert aws.queue_depth() == 1
+
+
+def test_an_oversized_body_of_another_media_type_is_413(aws: Aws, lambda_context: Any) -> None:
+    # Given a form body over the size limit / When it is submitted
+    response = post(lambda_context, "a=" + "x" * (300 * 1024), "application/x-www-form-urlencoded")
+    # Then its size is the refusal the caller hears first
+    assert response["statusCode"] == 413
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"type": "echo", "params": {"text": "\\ud800"}}',
+        '{"type": "echo", "params": {"\\udfff": 1}}',
+        '{"type": "echo", "params": {"deep": [{"a": "x\\uDC00y"}]}}',
+        '{"type": "\\ud800", "params": {}}',
+        '{"type": "echo", "params": {"pair": "\\udc00\\ud800"}}',
+    ],
+)
+def test_a_lone_surrogate_anywhere_in_the_body_is_400_and_nothing_is_written(
+    aws: Aws, submit: Submit, raw: str
+) -> None:
+    # Given a body whose JSON escapes half of a UTF-16 surrogate pair (no Unicode text can hold
+    # it) / When it is submitted
+    response = submit(raw, raw=True)
+    # Then it is refused as malformed, not as a server error
+    assert response["statusCode"] == 400, response["body"]
+    assert body_of(response)["error"]["type"] == "MalformedRequestError"
+    # And nothing is written or queued
+    assert aws.item_count() == 0 and aws.queue_depth() == 0
+
+
+def test_an_escaped_surrogate_pair_is_an_ordinary_character(
+    aws: Aws, submit: Submit, get_status: Callable[..., dict[str, Any]]
+) -> None:
+    # Given params holding an emoji written as a surrogate-pair escape
+    raw = '{"type": "echo", "params": {"face": "\\ud83d\\ude00"}}'
+    # When they are submitted
+    response = submit(raw, raw=True)
+    # Then the job is accepted with the character itself
+    assert response["statusCode"] == 202, response["body"]
+    job_id = body_of(response)["job_id"]
+    assert body_of(get_status(job_id))["status"] == "pending"
+    item = aws.dynamodb.get_item(TableName=aws.table_name, Key={"pk": {"S": job_id}})["Item"]
+    assert json.loads(item["params"]["S"]) == {"face": "\N{GRINNING FACE}"}
 
 
 @pytest.mark.parametrize(("depth", "status"), [(100, 422), (5000, 400)])
@@ -98,6 +239,14 @@ def test_an_unknown_type_is_422_listing_the_known_types(aws: Aws, submit: Submit
     assert {"echo", "sleep", "fail", "flaky"} <= set(error["known_types"])
     assert error["fields"] == [{"loc": "type", "msg": "unknown job type"}]
     assert aws.item_count() == 0 and aws.queue_depth() == 0
+
+
+def test_an_unknown_type_is_not_echoed_back(aws: Aws, submit: Submit) -> None:
+    # Given a type name no job has (whatever the caller put in it) / When it is submitted
+    response = submit({"type": "<script>jobpipe.internal</script>", "params": {}})
+    # Then the answer names the field and the known types, never the caller's text
+    assert response["statusCode"] == 422
+    assert "script" not in response["body"] and "internal" not in response["body"]
 
 
 @pytest.mark.parametrize(
@@ -276,10 +425,11 @@ def test_the_openapi_document_describes_both_routes_and_their_answers() -> None:
 
     document = openapi_document()
     post = document["paths"]["/jobs"]["post"]
-    assert {"202", "400", "409", "413", "422", "503"} <= set(post["responses"])
+    assert {"202", "400", "403", "409", "413", "415", "422", "503"} <= set(post["responses"])
+    assert set(post["requestBody"]["content"]) == {"application/json"}
     assert any(p["name"] == "idempotency-key" for p in post.get("parameters", []))
     get = document["paths"]["/jobs/{job_id}"]["get"]
-    assert {"200", "400", "404"} <= set(get["responses"])
+    assert {"200", "400", "403", "404"} <= set(get["responses"])
 
 
 def _items(aws: Aws) -> list[dict[str, Any]]:

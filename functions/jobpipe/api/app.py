@@ -7,16 +7,21 @@ builds one with both to describe the whole API.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    OpenAPIRequestValidationMiddleware,
 )
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, HTTPBearer, SecurityScheme
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.openapi.types import (
+    OpenAPIResponse,
+    OpenAPIResponseHeader,
+)
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobpipe.api.errors import (
@@ -26,6 +31,7 @@ from jobpipe.api.errors import (
     validation_error_response,
 )
 from jobpipe.api.identity import caller_of
+from jobpipe.domain.job import JOB_ID_PATTERN
 from jobpipe.errors import (
     JobError,
     MalformedRequestError,
@@ -37,6 +43,12 @@ from jobpipe.status.service import job_view
 from jobpipe.submit.service import MAX_IDEMPOTENCY_KEY_CHARS, SubmitRequest
 
 API_TITLE = "jobpipe"
+# The one media type POST /jobs takes (RFC 8259). Parameters are allowed and ignored: JSON has
+# no charset parameter, and the body is read as UTF-8 whatever one says.
+JSON_MEDIA_TYPE = "application/json"
+# A `\uD800`-`\uDFFF` escape, or such a code point itself: the only ways a parsed body can
+# hold half of a surrogate pair, which no UTF-8 text (and so no DynamoDB string) can carry.
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 
 
 class SubmitJobBody(BaseModel):
@@ -87,12 +99,68 @@ class JobStatusBody(BaseModel):
     error: dict[str, str] | None = None
 
 
-def _response(description: str, model: type[BaseModel]) -> OpenAPIResponse:
-    return {"description": description, "content": {"application/json": {"model": model}}}
+NO_CALLER = "The request names no caller: no IAM principal, no JWT subject."
+
+
+def _response(
+    description: str,
+    model: type[BaseModel],
+    headers: dict[str, OpenAPIResponseHeader] | None = None,
+) -> OpenAPIResponse:
+    response: OpenAPIResponse = {
+        "description": description,
+        "content": {"application/json": {"model": model}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
 
 
 def _error(description: str) -> OpenAPIResponse:
     return _response(description, ErrorBody)
+
+
+def _retry_after(when: str) -> dict[str, OpenAPIResponseHeader]:
+    return {
+        "Retry-After": {
+            "description": f"Seconds to wait before asking again; {when}.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    }
+
+
+LOCATION: dict[str, OpenAPIResponseHeader] = {
+    "Location": {
+        "description": "The job's path, `/jobs/{job_id}`: where to poll it.",
+        "schema": {"type": "string", "example": "/jobs/01M87B9V0WJJC08YS7ZKQFYJ98"},
+    }
+}
+UNAVAILABLE = _response(
+    "A dependency is unavailable; retry with the same Idempotency-Key.",
+    ErrorBody,
+    _retry_after("always present"),
+)
+# API Gateway authorizes every route with IAM (SigV4), or with a JWT when the stack is deployed
+# with `-c jwtIssuer=...`. OpenAPI has no SigV4 type: API Gateway's own extension names it.
+SECURITY_SCHEMES: dict[str, SecurityScheme] = {
+    "sigv4": APIKey.model_validate(
+        {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "AWS Signature Version 4 by an IAM principal allowed "
+            "execute-api:Invoke (the default). The job owner is the principal; for an assumed "
+            "role, the role without its session name.",
+            "openapi_extensions": {"x-amazon-apigateway-authtype": "awsSigv4"},
+        }
+    ),
+    "jwt": HTTPBearer(
+        bearerFormat="JWT",
+        description="A JWT from the issuer the stack was deployed with (-c jwtIssuer=...), "
+        "instead of SigV4. The job owner is the token's issuer and sub.",
+    ),
+}
+SECURITY: list[dict[str, list[str]]] = [{"sigv4": []}, {"jwt": []}]
 
 
 def submit_router() -> Router:
@@ -104,13 +172,17 @@ def submit_router() -> Router:
         description="Writes the job and queues it; answers at once with the job id to poll.",
         status_code=202,
         responses={
-            202: _response("Accepted: the job is pending.", SubmittedBody),
-            400: _error("The body is not valid JSON."),
+            202: _response("Accepted: the job is pending.", SubmittedBody, LOCATION),
+            400: _error("The body is not valid JSON (or not Unicode: an unpaired surrogate)."),
+            403: _error(NO_CALLER),
             409: _error("The Idempotency-Key was used with a different body."),
             413: _error("The body is over the size limit."),
-            415: _error("The body is not declared as JSON (Content-Type)."),
+            415: _error(
+                "The body is not sent as `application/json` (the media type in any case, "
+                "parameters allowed); forms, multipart and look-alikes are refused unread."
+            ),
             422: _error("Unknown job type or invalid params; names the fields."),
-            503: _error("A dependency is unavailable; retry with the same Idempotency-Key."),
+            503: UNAVAILABLE,
         },
         tags=["jobs"],
     )
@@ -129,10 +201,9 @@ def submit_router() -> Router:
         from jobpipe.wiring import submit_service
 
         event = router.current_event
-        check_body_size(event.raw_event)
         submitted = submit_service().submit(
             SubmitRequest(
-                owner=caller_of(event.raw_event.get("requestContext") or {}),
+                owner=owner_of(event.raw_event),
                 type=body.type,
                 params=body.params,
                 idempotency_key=idempotency_key,
@@ -164,18 +235,25 @@ def status_router() -> Router:
         summary="Get a job's status",
         description="Poll until `is_terminal`; honour `Retry-After`.",
         responses={
-            200: _response("The job.", JobStatusBody),
+            200: _response(
+                "The job.", JobStatusBody, _retry_after("present while the job is not terminal")
+            ),
             400: _error("Not a job id."),
+            403: _error(NO_CALLER),
             404: _error("No such job (or not the caller's)."),
         },
         tags=["jobs"],
     )
-    def get_job(job_id: Annotated[str, Path(max_length=64)]) -> Response[dict[str, Any]]:
+    def get_job(
+        job_id: Annotated[
+            str, Path(pattern=JOB_ID_PATTERN, description="A job id: a ULID, in either case.")
+        ],
+    ) -> Response[dict[str, Any]]:
         from jobpipe.wiring import status_service
 
         service = status_service()
         event = router.current_event
-        job = service.get(caller_of(event.raw_event.get("requestContext") or {}), job_id)
+        job = service.get(owner_of(event.raw_event), job_id)
         retry_after = service.retry_after(job)
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         return json_response(200, job_view(job), headers)
@@ -183,28 +261,32 @@ def status_router() -> Router:
     return router
 
 
+class JsonBodyValidation(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation, reading a body only when it is sent as JSON.
+
+    Powertools would parse form and multipart bodies into the route's model itself (and raise a
+    bare ValueError for a multipart type without a boundary), and it matches `application/json`
+    by prefix and case. Here, where it reads the body, an oversized body is refused first
+    (413), then any body not sent as `application/json` (415), before anything parses it."""
+
+    def _get_body(self, app: Any) -> Any:
+        event = app.current_event.raw_event
+        check_body_size(event)
+        check_media_type(event)
+        return self._parse_json_data(app)
+
+
 def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_json_body)
+    # Powertools runs its request validation ahead of every middleware and offers no hook before
+    # it, so its body reading is the one replaced.
+    app._request_validation_middleware = JsonBodyValidation()
     for router in routers:
         app.include_router(router)
 
-    def too_large() -> Response[Any] | None:
-        """An oversized body is a 413 whatever else is wrong with it."""
-        try:
-            check_body_size(app.current_event.raw_event)
-        except RequestTooLargeError as error:
-            return error_response(error)
-        return None
-
     @app.exception_handler(RequestValidationError)
     def on_invalid(error: RequestValidationError) -> Response[Any]:
-        return too_large() or validation_error_response(list(error.errors()))
-
-    @app.exception_handler(RequestUnsupportedContentType)
-    def on_unsupported(_: RequestUnsupportedContentType) -> Response[Any]:
-        return too_large() or error_response(
-            UnsupportedMediaTypeError("send the job as JSON with Content-Type: application/json")
-        )
+        return validation_error_response(list(error.errors()))
 
     @app.exception_handler(UnicodeDecodeError)
     def on_not_text(_: UnicodeDecodeError) -> Response[Any]:
@@ -231,6 +313,13 @@ def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
     return app
 
 
+def owner_of(event: dict[str, Any]) -> str:
+    """Who owns the jobs this request submits or reads (403 when it names no one)."""
+    from jobpipe.settings import get_settings
+
+    return caller_of(event.get("requestContext") or {}, get_settings().local_principal)
+
+
 def check_body_size(event: dict[str, Any]) -> None:
     from jobpipe.settings import get_settings
 
@@ -241,6 +330,39 @@ def check_body_size(event: dict[str, Any]) -> None:
         size = (size * 3) // 4
     if size > limit:
         raise RequestTooLargeError(size, limit)
+
+
+def media_type_of(event: dict[str, Any]) -> str | None:
+    """The request's media type, lower-cased and without parameters (RFC 9110: type and subtype
+    are case-insensitive), or None when it has no Content-Type."""
+    headers = event.get("headers") or {}
+    value = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+    if value is None:
+        return None
+    return str(value).split(";", 1)[0].strip().lower()
+
+
+def check_media_type(event: dict[str, Any]) -> None:
+    """Refuse a body not sent as `application/json` (none at all included): `Application/JSON;
+    charset=utf-8` is JSON, `application/jsonx` and `application/merge-patch+json` are not."""
+    if media_type_of(event) != JSON_MEDIA_TYPE:
+        raise UnsupportedMediaTypeError(
+            f"send the job as JSON with Content-Type: {JSON_MEDIA_TYPE}"
+        )
+
+
+def parse_json_body(text: str) -> Any:
+    """The body parsed as JSON; one holding an unpaired UTF-16 surrogate (`"\\ud800"`) is
+    malformed: it is not Unicode text and could not be stored."""
+    value = json.loads(text)
+    if _SURROGATE.search(text):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise MalformedRequestError(
+                "request body holds an unpaired UTF-16 surrogate: JSON text must be Unicode"
+            ) from None
+    return value
 
 
 def _absolute(event: dict[str, Any], path: str) -> str:
@@ -261,6 +383,11 @@ def openapi_document() -> dict[str, Any]:
 
     app = build_resolver(submit_router(), status_router())
     document: dict[str, Any] = json.loads(
-        app.get_openapi_json_schema(title=API_TITLE, version=__version__)
+        app.get_openapi_json_schema(
+            title=API_TITLE,
+            version=__version__,
+            security_schemes=SECURITY_SCHEMES,
+            security=SECURITY,
+        )
     )
     return document

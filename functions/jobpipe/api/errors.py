@@ -12,6 +12,7 @@ from jobpipe import errors as e
 STATUS_BY_ERROR: tuple[tuple[type[e.JobError], int], ...] = (
     (e.MalformedRequestError, 400),
     (e.InvalidJobIdError, 400),
+    (e.UnidentifiedCallerError, 403),
     (e.JobNotFoundError, 404),
     (e.IdempotencyConflictError, 409),
     (e.RequestTooLargeError, 413),

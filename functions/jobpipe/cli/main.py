@@ -399,6 +399,18 @@ def cmd_dlq_list(args: argparse.Namespace, target: Target, output: Output) -> in
     return EXIT_OK
 
 
+# What a dry run says for each action a replay would take (the others take none).
+_PLANNED = {
+    "replayed": "would replay",
+    "requeued": "would requeue",
+    "already_succeeded": "would delete",
+}
+
+
+def _planned(action: str) -> str:
+    return _PLANNED.get(action, action)
+
+
 def cmd_dlq_replay(args: argparse.Namespace, target: Target, output: Output) -> int:
     where = _filter(args)
     method = args.method
@@ -421,11 +433,15 @@ def cmd_dlq_replay(args: argparse.Namespace, target: Target, output: Output) -> 
     if report.dry_run:
         output.note("dry run: nothing is changed")
     for outcome in report.outcomes:
+        action = _planned(outcome.action.value) if report.dry_run else outcome.action.value
         output.text(
             f"{outcome.job_id or '(none)':<26}  {outcome.job_type or '-':<10}  "
-            f"{outcome.action.value:<17}  {outcome.detail}"
+            f"{action:<17}  {outcome.detail}"
         )
-    counts = ", ".join(f"{n} {action}" for action, n in report.counts().items() if n)
+    if report.dry_run:
+        counts = ", ".join(f"{_planned(a)} {n}" for a, n in report.counts().items() if n)
+    else:
+        counts = ", ".join(f"{n} {action}" for action, n in report.counts().items() if n)
     summary = f"{'dry run: ' if report.dry_run else ''}{counts or 'nothing to replay'}"
     if report.task_handle:
         summary += f"; SQS move task started: {report.task_handle}"
@@ -446,10 +462,15 @@ def cmd_local(args: argparse.Namespace, output: Output) -> int:
     # A rejected request emits no metric; Powertools warns about the empty flush.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
+    from jobpipe.errors import ConfigurationError
+    from jobpipe.local.address import port_from_env
     from jobpipe.local.console import banner, use_console_format
-    from jobpipe.local.stack import LocalStack, port_from_env
+    from jobpipe.local.stack import LocalStack
 
-    port = args.port if args.port is not None else port_from_env()
+    try:
+        port = args.port if args.port is not None else port_from_env()
+    except ConfigurationError as error:
+        return output.error("UsageError", str(error), EXIT_USAGE)
     use_console_format()
     stack = LocalStack(port=port)
     try:
@@ -506,6 +527,19 @@ def _api_error_exit(error: ApiError) -> tuple[int, str]:
     return EXIT_TARGET, f"the API answered {status} {error.error_type}: {error.message}"
 
 
+def _unreachable_hint(target: Target | None) -> str:
+    """What to check when the target did not answer: for the local stack, that it runs, and
+    where the CLI looked for it."""
+    if target is None or not target.local:
+        return ""
+    if target.source != "default":
+        return " (is `make local` running?)"
+    return (
+        " (is `make local` running? On another port, set JOBPIPE_PORT to that port here too: "
+        "the CLI looks where `jobpipe local` would serve)"
+    )
+
+
 def main(
     argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
@@ -529,6 +563,7 @@ def main(
         WaitTimeoutError,
     )
 
+    target: Target | None = None
     try:
         if args.command == "local":
             return cmd_local(args, output)
@@ -555,9 +590,9 @@ def main(
                 output.note(line)
         return output.error("WaitTimeoutError", str(error), EXIT_TIMEOUT)
     except ConnectionFailedError as error:
-        hint = " (is `make local` running?)" if "make local" not in str(error) else ""
-        local_hint = hint if "127.0.0.1" in str(error) or "localhost" in str(error) else ""
-        return output.error("ConnectionFailedError", f"{error}{local_hint}", EXIT_TARGET)
+        return output.error(
+            "ConnectionFailedError", f"{error}{_unreachable_hint(target)}", EXIT_TARGET
+        )
     except (CredentialsError, TargetError) as error:
         return output.error(type(error).__name__, str(error), EXIT_TARGET)
     except KeyboardInterrupt:

@@ -1,6 +1,6 @@
 """Which stack the CLI talks to: `--url`, `JOBPIPE_URL`, `--stack NAME` (the deployed stack's
 CloudFormation outputs), or by default the local stack at http://127.0.0.1:8000 (`JOBPIPE_PORT`
-changes the port)."""
+changes the port, read as `jobpipe local` reads it)."""
 
 from __future__ import annotations
 
@@ -21,14 +21,14 @@ from jobpipe.client import (
     SigV4Signer,
     region_of,
 )
+from jobpipe.errors import ConfigurationError
+from jobpipe.local.address import local_url, port_from_env
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
 ENV_URL = "JOBPIPE_URL"
-ENV_PORT = "JOBPIPE_PORT"
-DEFAULT_PORT = 8000
 LOCAL_CONFIG_PATH = "/_local/config"
 # The stack's CloudFormation outputs (declared by the CDK app in infra/).
 OUTPUT_API_URL = "ApiUrl"
@@ -46,8 +46,11 @@ class TargetError(ClientError):
 
 
 def default_url() -> str:
-    port = os.environ.get(ENV_PORT, "")
-    return f"http://127.0.0.1:{port if port.isdigit() else DEFAULT_PORT}"
+    """The local stack's URL, on the port `jobpipe local` serves on in this environment."""
+    try:
+        return local_url(port_from_env())
+    except ConfigurationError as error:
+        raise TargetError(str(error)) from None
 
 
 def is_loopback(url: str) -> bool:
@@ -132,8 +135,7 @@ class Target:
             ) from None
         except (urllib.error.URLError, OSError) as error:
             raise ConnectionFailedError(
-                f"cannot reach the local stack at {self.api_url}: "
-                f"{getattr(error, 'reason', error)} (is `make local` running?)"
+                f"cannot reach the local stack at {self.api_url}: {getattr(error, 'reason', error)}"
             ) from None
         except ValueError:
             raise TargetError(f"{url} did not answer JSON") from None

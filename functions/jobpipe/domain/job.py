@@ -12,6 +12,8 @@ from jobpipe.errors import InvalidJobIdError, PoisonMessageError
 
 JOB_ID_LENGTH = 26
 _CROCKFORD = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+# The ids `check_job_id` accepts, as a regular expression (the OpenAPI document's pattern).
+JOB_ID_PATTERN = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
 
 
 def new_job_id() -> str:

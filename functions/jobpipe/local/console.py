@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+from jobpipe.local.address import DEFAULT_PORT, local_url
 
 if TYPE_CHECKING:
     from jobpipe.local.stack import LocalConfig
@@ -51,15 +54,23 @@ def use_console_format() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
-def banner(config: LocalConfig, out: TextIO, default_url: str = "http://127.0.0.1:8000") -> None:
+def banner(config: LocalConfig, out: TextIO) -> None:
     api = config.api_url
-    # On another port, the CLI in another terminal needs to be told where the stack is.
-    cli = "jobpipe" if api == default_url else f"JOBPIPE_URL={api} jobpipe"
+    port = urllib.parse.urlsplit(api).port
+    # The CLI in another terminal looks at port 8000 unless told otherwise, by the variable this
+    # stack reads for its port.
+    if api == local_url(DEFAULT_PORT):
+        cli, where = "jobpipe", ""
+    elif port is not None and api == local_url(port):
+        cli = f"JOBPIPE_PORT={port} jobpipe"
+        where = f"CLI:      export JOBPIPE_PORT={port} where you run `jobpipe` (it looks at 8000)\n"
+    else:
+        cli, where = f"JOBPIPE_URL={api} jobpipe", ""
     print(
         f"""jobpipe local: the whole pipeline on this machine (moto, API, worker)
 
 API:      {api}
-OpenAPI:  {api}/openapi.json   (Swagger UI: {api}/docs)
+{where}OpenAPI:  {api}/openapi.json   (Swagger UI: {api}/docs)
 AWS:      moto at {config.aws_endpoint_url} (queue {config.queue_url.rsplit("/", 1)[-1]}, \
 DLQ {config.dlq_url.rsplit("/", 1)[-1]}, table {config.table_name})
 
@@ -68,6 +79,9 @@ Try:
        -d '{{"type": "echo", "params": {{"hello": "world"}}}}'
   curl -s {api}/jobs/<job_id>
   {cli} submit flaky --params '{{"fail_times": 1}}' --wait
+
+State lives in memory (moto): jobs, queues and dead letters are gone when this stops.
+Job types are loaded now: restart this (Ctrl-C, then again) to add or change one.
 
 One line per job transition below. Ctrl-C stops everything.
 """,

@@ -14,6 +14,8 @@ Powertools resolver keeps the current event on the (module-level) app.
 from __future__ import annotations
 
 import base64
+import functools
+import importlib.resources
 import json
 import logging
 import re
@@ -43,12 +45,23 @@ OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
 _log = logging.getLogger(__name__)
 _TEXT_TYPES = re.compile(r"^(text/|application/([\w.+-]+\+)?(json|xml|x-www-form-urlencoded))")
-_SWAGGER_UI = """<!doctype html>
+# Swagger UI's assets, served from the copy Powertools ships (a locked dependency), so that
+# /docs works offline; the page names nothing outside this gateway (no validator badge either).
+SWAGGER_UI_PACKAGE = "aws_lambda_powertools.event_handler.openapi.swagger_ui"
+DOCS_ASSETS = {
+    f"{DOCS_PATH}/swagger-ui.css": ("swagger-ui.min.css", "text/css; charset=utf-8"),
+    f"{DOCS_PATH}/swagger-ui-bundle.js": (
+        "swagger-ui-bundle.min.js",
+        "text/javascript; charset=utf-8",
+    ),
+}
+_SWAGGER_UI = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>jobpipe API (local)</title>
-<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>
+<link rel="stylesheet" href="{DOCS_PATH}/swagger-ui.css"></head>
 <body><div id="ui"></div>
-<script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "%s", dom_id: "#ui"});</script></body></html>
+<script src="{DOCS_PATH}/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "{OPENAPI_PATH}", dom_id: "#ui", validatorUrl: null}});</script>
+</body></html>
 """
 
 
@@ -95,7 +108,8 @@ def http_api_event(
     """The API Gateway HTTP API (payload 2.0) event for `request`. A bearer JWT's claims are
     passed on as API Gateway's JWT authorizer passes them (so callers can be told apart
     locally); they are not verified here — on AWS the authorizer verifies them. Without one the
-    request has no authorizer context and the handlers see the local principal."""
+    request has no authorizer context: the handlers refuse it (403), unless the process names a
+    local principal (`JOBPIPE_LOCAL_PRINCIPAL`), as the local stack does."""
     raw = request.get_data(cache=True)
     headers: dict[str, str] = {}
     for name, value in request.headers.items():
@@ -200,6 +214,11 @@ def http_response(answer: Any) -> Response:
     return response
 
 
+@functools.cache
+def _docs_asset(name: str) -> bytes:
+    return (importlib.resources.files(SWAGGER_UI_PACKAGE) / name).read_bytes()
+
+
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(
         json.dumps(body), status=status, content_type="application/json", headers=headers
@@ -242,7 +261,10 @@ class Gateway:
 
             return _json(200, openapi_document())
         if request.method == "GET" and request.path == DOCS_PATH:
-            return Response(_SWAGGER_UI % OPENAPI_PATH, content_type="text/html; charset=utf-8")
+            return Response(_SWAGGER_UI, content_type="text/html; charset=utf-8")
+        if request.method == "GET" and request.path in DOCS_ASSETS:
+            name, content_type = DOCS_ASSETS[request.path]
+            return Response(_docs_asset(name), content_type=content_type)
         if request.method == "GET" and request.path == LOCAL_CONFIG_PATH and self._local_config:
             return _json(200, self._local_config())
         for route in self.routes:

@@ -19,7 +19,10 @@ from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from jobpipe.api.identity import LOCAL_PRINCIPAL
+from jobpipe.local.address import DEFAULT_PORT, LOOPBACK
 from jobpipe.local.gateway import LOCAL_CONFIG_PATH, Gateway
+from jobpipe.settings import ENV_LOCAL_PRINCIPAL
 from jobpipe.topology import TOPOLOGY
 
 if TYPE_CHECKING:
@@ -28,10 +31,7 @@ if TYPE_CHECKING:
     from jobpipe.local.event_source import EventSourceMapping
     from jobpipe.reaper.service import Reaper
 
-LOOPBACK = "127.0.0.1"
-DEFAULT_PORT = 8000
 DEFAULT_REGION = "us-east-1"
-ENV_PORT = "JOBPIPE_PORT"
 # SQS publishes its metrics every minute; the local stack, with its faster reaper, more often.
 QUEUE_METRICS_INTERVAL_SECONDS = 2.0
 _log = logging.getLogger(__name__)
@@ -115,7 +115,8 @@ class LocalStack:
             _reset_moto(endpoint)
             self._point_aws_at(endpoint)
             resources = self._create_resources()
-            self._set_env(resources.environment())
+            # A request without credentials is the one local caller's (on AWS it is refused).
+            self._set_env({**resources.environment(), ENV_LOCAL_PRINCIPAL: LOCAL_PRINCIPAL})
             self._reset_wiring()
 
             self._server = make_server(self.host, self.port, Gateway(local_config=self._local))
@@ -315,8 +316,3 @@ def _reset_moto(endpoint: str) -> None:
     request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")  # noqa: S310
     with urllib.request.urlopen(request, timeout=10):  # noqa: S310  (our own loopback server)
         pass
-
-
-def port_from_env(default: int = DEFAULT_PORT) -> int:
-    raw = os.environ.get(ENV_PORT, "")
-    return int(raw) if raw.isdigit() else default

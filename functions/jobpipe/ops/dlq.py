@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from jobpipe.domain.expressions import apply_changes
 from jobpipe.domain.job import ErrorInfo, Job, check_job_id
+from jobpipe.domain.record import from_record, to_record
 from jobpipe.domain.states import ABANDON_ATTEMPT, REPLAY, JobStatus
 from jobpipe.errors import IllegalTransitionError, InvalidJobIdError, JobError
 
@@ -344,19 +346,21 @@ class DeadLetterQueue:
         if job.status is JobStatus.SUCCEEDED:
             if not dry_run:
                 self._delete(letter)
-            return self._outcome(letter, Action.ALREADY_SUCCEEDED, "deleted"), not dry_run
+            detail = _SUCCEEDED_PLAN if dry_run else "deleted"
+            return self._outcome(letter, Action.ALREADY_SUCCEEDED, detail), not dry_run
         if letter.replays is not None and letter.replays < job.replays:
             # The job was replayed since this copy was made: another copy (or the replay) is
             # its current one. Replaying this too would reset the job's newer state.
             if not dry_run:
                 self._delete(letter)
-            detail = f"copy from before replay {job.replays}; deleted"
+            verb = "would delete" if dry_run else "deleted"
+            detail = f"copy from before replay {job.replays}; {verb}"
             return self._outcome(letter, Action.STALE, detail), not dry_run
         if self._is_busy(job):
             return self._outcome(letter, Action.BUSY, "the job is running"), False
         action = Action.REPLAYED if self._needs_reset(job) else Action.REQUEUED
         if dry_run:
-            return self._outcome(letter, action, _describe(job)), False
+            return self._outcome(letter, action, _plan(job, self._now_ms())), False
         job = self._reset(job)
         if self._is_busy(job):
             # A worker started the job while this replay looked at it: its attempt goes on.
@@ -377,7 +381,8 @@ class DeadLetterQueue:
         action = Action.REPLAYED if self._needs_reset(job) else Action.REQUEUED
         if not dry_run:
             job = self._reset(job)
-        return self._outcome(letter, action, _describe(job))
+        detail = _plan(job, self._now_ms()) if dry_run else _describe(job)
+        return self._outcome(letter, action, detail)
 
     def _is_busy(self, job: Job) -> bool:
         return (
@@ -473,3 +478,20 @@ class DeadLetterQueue:
 
 def _describe(job: Job) -> str:
     return f"job is {job.status.value}; replays={job.replays}, prior attempts={job.prior_attempts}"
+
+
+_SUCCEEDED_PLAN = "would delete the message: the job already succeeded"
+
+
+def _plan(job: Job, now_ms: int) -> str:
+    """A dry run's detail: the state a replay would leave the job in, not the one it is in."""
+    if job.status in (JobStatus.FAILED, JobStatus.RUNNING):
+        # What REPLAY would write, worked out from its declaration (nothing is written).
+        args = {"now": now_ms, "expires_at": job.expires_at}
+        after = from_record(apply_changes(REPLAY.writes, to_record(job), args))
+        return (
+            f"would reset {job.status.value} \N{RIGHTWARDS ARROW} {after.status.value} with fresh "
+            f"attempts (0 of {after.max_attempts}); replays={after.replays}, "
+            f"prior attempts={after.prior_attempts}"
+        )
+    return f"would send its message back as is: the job stays {job.status.value}"
