@@ -89,8 +89,12 @@ class Fixture:
         """A running job whose lease has ended: its worker died (and SQS moved its message)."""
         job = pending_job("echo", {"n": new_job_id()}, max_attempts=2, now_ms=NOW_MS)
         self.store.create(job)
-        return self.store.start(
-            job.job_id, payload_hash=job.payload_hash, lease_expires_at=NOW_MS - 1, now_ms=NOW_MS
+        return start(
+            self.store,
+            job.job_id,
+            payload_hash=job.payload_hash,
+            lease_expires_at=NOW_MS - 1,
+            now_ms=NOW_MS,
         )
 
     def stored(self, job: Job) -> Job:

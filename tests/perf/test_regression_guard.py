@@ -66,6 +66,7 @@ OWN_MODULES = {
     "submit": CORE
     | API
     | {
+        "jobpipe.domain.factory",
         "jobpipe.handlers.submit",
         "jobpipe.status",
         "jobpipe.status.service",
@@ -75,6 +76,7 @@ OWN_MODULES = {
     "status": CORE
     | API
     | {
+        "jobpipe.domain.factory",
         "jobpipe.handlers.status",
         "jobpipe.status",
         "jobpipe.status.service",
