@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aws_cdk import CfnOutput, Duration, Environment, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -22,6 +24,7 @@ from infra.components.table import JobsTable
 from infra.components.worker import WorkerEventSource
 from infra.guardrails import JobTypes, SqsEventSourceRules, check_topology
 from jobpipe import settings
+from jobpipe.api.routes import FUNCTIONS, ROUTES, Grants
 from jobpipe.topology import Topology
 
 # The stack outputs' keys: the jobpipe CLI finds a deployed stack's API and queues by them.
@@ -29,8 +32,6 @@ OUTPUT_API_URL = "ApiUrl"
 OUTPUT_QUEUE_URL = "QueueUrl"
 OUTPUT_DLQ_URL = "DlqUrl"
 OUTPUT_TABLE_NAME = "TableName"
-
-HANDLERS = "jobpipe.handlers"
 
 
 class JobpipeStack(Stack):
@@ -70,65 +71,26 @@ class JobpipeStack(Stack):
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
         )
-        submit = factory.function(
-            "Submit",
-            handler=f"{HANDLERS}.submit.handler",
-            description="POST /jobs: writes the job and queues it",
-            memory_mb=topology.api.function_memory_mb,
-            timeout_seconds=topology.api.function_timeout_seconds,
-        )
-        status = factory.function(
-            "Status",
-            handler=f"{HANDLERS}.status.handler",
-            description="GET /jobs/{id}: reads a job",
-            memory_mb=topology.api.function_memory_mb,
-            timeout_seconds=topology.api.function_timeout_seconds,
-        )
-        worker = factory.function(
-            "Worker",
-            handler=f"{HANDLERS}.worker.handler",
-            description="Runs queued jobs; reports partial batch failures",
-            memory_mb=topology.worker.memory_mb,
-            timeout_seconds=topology.worker.timeout_seconds,
-        )
-
-        reaper = factory.function(
-            "Reaper",
-            handler=f"{HANDLERS}.reaper.handler",
-            description="Re-enqueues or fails stuck jobs; runs on a schedule",
-            memory_mb=topology.reaper.memory_mb,
-            timeout_seconds=topology.reaper.timeout_seconds,
-        )
-
-        allowed = topology.permissions
-        # Item actions on the table itself: `Table.grant` would add its indexes (`/index/*`),
-        # which none of these actions can use.
-        for function, actions in (
-            (submit, allowed.submit_table),
-            (status, allowed.status_table),
-            (worker, allowed.worker_table),
-        ):
-            iam.Grant.add_to_principal(
-                grantee=function, actions=list(actions), resource_arns=[table.table_arn]
+        # Every function of `jobpipe.api.routes`, granted exactly what its code calls. Item
+        # actions go on the table itself: `Table.grant` would add its indexes (`/index/*`).
+        functions: dict[str, lambda_.Function] = {}
+        for spec in FUNCTIONS:
+            memory, timeout = {
+                "Worker": (topology.worker.memory_mb, topology.worker.timeout_seconds),
+                "Reaper": (topology.reaper.memory_mb, topology.reaper.timeout_seconds),
+            }.get(
+                spec.name, (topology.api.function_memory_mb, topology.api.function_timeout_seconds)
             )
-        iam.Grant.add_to_principal(
-            grantee=reaper, actions=list(allowed.reaper_table), resource_arns=[table.table_arn]
-        )
-        # Query only on the reaper's two indexes: not the table, not the owner index.
-        iam.Grant.add_to_principal(
-            grantee=reaper,
-            actions=list(allowed.reaper_index),
-            resource_arns=[
-                f"{table.table_arn}/index/{index}"
-                for index in (topology.table.lease_index, topology.table.pending_index)
-            ],
-        )
-        queues.queue.grant(submit, *allowed.submit_queue)
-        queues.queue.grant(reaper, *allowed.reaper_queue)
-        # CloudWatch GetMetricData has no resource-level permissions (acknowledged below).
-        iam.Grant.add_to_principal(
-            grantee=reaper, actions=list(allowed.reaper_metrics), resource_arns=["*"]
-        )
+            function = factory.function(
+                spec.name,
+                handler=spec.handler,
+                description=spec.description,
+                memory_mb=memory,
+                timeout_seconds=timeout,
+            )
+            _grant(function, spec.grants, table, queues)
+            functions[spec.name] = function
+        worker, reaper = functions["Worker"], functions["Reaper"]
         # The reaper is reached by this schedule only: no route of the API leads to it.
         events.Rule(
             self,
@@ -137,22 +99,16 @@ class JobpipeStack(Stack):
             schedule=events.Schedule.rate(Duration.minutes(topology.reaper.schedule_minutes)),
             targets=[targets.LambdaFunction(reaper, retry_attempts=0)],
         )
-        queues.dlq.grant(worker, *allowed.worker_dlq)
         WorkerEventSource(
-            self,
-            "WorkerSource",
-            worker=worker,
-            queue=queues.queue,
-            shape=topology.worker,
-            poll_actions=allowed.worker_queue,
+            self, "WorkerSource", worker=worker, queue=queues.queue, shape=topology.worker
         )
 
         api = JobsApi(
             self,
             "Api",
             shape=topology.api,
-            submit=submit,
-            status=status,
+            routes=ROUTES,
+            functions=functions,
             log_retention_days=topology.log_retention_days,
             jwt=jwt,
         )
@@ -162,8 +118,9 @@ class JobpipeStack(Stack):
             queue=queues.queue,
             dlq=queues.dlq,
             worker=worker,
-            submit=submit,
-            status=status,
+            api_functions={
+                spec.name.lower(): functions[spec.name] for spec in FUNCTIONS if spec.api
+            },
             reaper=reaper,
             api=api.api,
             metrics=topology.metrics,
@@ -193,6 +150,30 @@ class JobpipeStack(Stack):
         if target.email:
             topic.add_subscription(subscriptions.EmailSubscription(target.email))
         return topic
+
+
+def _grant(
+    function: lambda_.Function, grants: Grants, table: dynamodb.ITable, queues: JobQueues
+) -> None:
+    if grants.table:
+        iam.Grant.add_to_principal(
+            grantee=function, actions=list(grants.table), resource_arns=[table.table_arn]
+        )
+    if grants.indexes:
+        iam.Grant.add_to_principal(
+            grantee=function,
+            actions=list(grants.index_actions),
+            resource_arns=[f"{table.table_arn}/index/{index}" for index in grants.indexes],
+        )
+    if grants.queue:
+        queues.queue.grant(function, *grants.queue)
+    if grants.dlq:
+        queues.dlq.grant(function, *grants.dlq)
+    if grants.unscoped:
+        # Actions with no resource-level permissions (acknowledged in the function factory).
+        iam.Grant.add_to_principal(
+            grantee=function, actions=list(grants.unscoped), resource_arns=["*"]
+        )
 
 
 @dataclass(frozen=True)

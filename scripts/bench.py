@@ -41,6 +41,7 @@ HANDLERS = {
     "submit": "jobpipe.handlers.submit",
     "worker": "jobpipe.handlers.worker",
     "status": "jobpipe.handlers.status",
+    "cancel": "jobpipe.handlers.cancel",
 }
 
 # us-east-1 list prices (platform-facts.md).

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from jobpipe.api.routes import route
 from jobpipe.errors import JobError
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -113,6 +114,29 @@ class JobFailure:
 
 
 @dataclass(frozen=True)
+class AttemptFailure:
+    attempt: int
+    type: str
+    message: str
+    at: str
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    current: float
+    total: float | None
+    message: str | None
+    at: str
+
+    @property
+    def fraction(self) -> float | None:
+        """How far along, 0 to 1, when the job gave a total."""
+        if not self.total:
+            return None
+        return max(0.0, min(1.0, self.current / self.total))
+
+
+@dataclass(frozen=True)
 class JobInfo:
     """A job as `GET /jobs/{id}` shows it."""
 
@@ -128,6 +152,9 @@ class JobInfo:
     is_terminal: bool
     dead_lettered: bool
     replays: int = 0
+    cancel_requested: bool = False
+    progress: JobProgress | None = None
+    errors: tuple[AttemptFailure, ...] = ()
     result: Any = None
     error: JobFailure | None = None
     # Seconds the API asked the client to wait before polling again (None once terminal).
@@ -142,9 +169,14 @@ class JobInfo:
     def failed(self) -> bool:
         return self.status == "failed"
 
+    @property
+    def cancelled(self) -> bool:
+        return self.status == "cancelled"
+
     @classmethod
     def from_body(cls, body: Mapping[str, Any], retry_after: float | None = None) -> JobInfo:
         error = body.get("error")
+        progress = body.get("progress")
         return cls(
             job_id=str(body["job_id"]),
             type=str(body["type"]),
@@ -158,6 +190,25 @@ class JobInfo:
             is_terminal=bool(body.get("is_terminal", False)),
             dead_lettered=bool(body.get("dead_lettered", False)),
             replays=int(body.get("replays", 0)),
+            cancel_requested=bool(body.get("cancel_requested", False)),
+            progress=JobProgress(
+                current=progress["current"],
+                total=progress.get("total"),
+                message=progress.get("message"),
+                at=str(progress.get("at", "")),
+            )
+            if isinstance(progress, Mapping)
+            else None,
+            errors=tuple(
+                AttemptFailure(
+                    int(e.get("attempt", 0)),
+                    str(e.get("type", "")),
+                    str(e.get("message", "")),
+                    str(e.get("at", "")),
+                )
+                for e in body.get("errors") or []
+                if isinstance(e, Mapping)
+            ),
             result=body.get("result"),
             error=(
                 JobFailure(str(error.get("type", "")), str(error.get("message", "")))
@@ -289,7 +340,7 @@ class JobsClient:
         attempt = 0
         while True:
             try:
-                answer = self._request("POST", "/jobs", body, headers)
+                answer = self._request("POST", route("submit_job").url(), body, headers)
             except (ApiError, ConnectionFailedError) as error:
                 retryable = isinstance(error, ConnectionFailedError) or error.status in (429, 503)
                 if not (idempotency_key and retryable and attempt < retries):
@@ -302,7 +353,14 @@ class JobsClient:
 
     def get(self, job_id: str) -> JobInfo:
         """GET /jobs/{id}. Raises ApiError (404 for an unknown job)."""
-        answer = self._request("GET", f"/jobs/{urllib.parse.quote(job_id, safe='')}")
+        answer = self._request("GET", route("get_job").url(id=_quoted(job_id)))
+        return JobInfo.from_body(answer.body, _retry_after(answer.headers))
+
+    def cancel(self, job_id: str) -> JobInfo:
+        """POST /jobs/{id}/cancel: the job after the cancel — `cancelled`, or still `running`
+        with `cancel_requested` until its code stops. Raises ApiError (409 when it already
+        succeeded or failed, 404 for an unknown job)."""
+        answer = self._request("POST", route("cancel_job").url(id=_quoted(job_id)))
         return JobInfo.from_body(answer.body, _retry_after(answer.headers))
 
     def wait(
@@ -385,6 +443,10 @@ class JobsClient:
         if not isinstance(decoded, dict):
             raise ApiError(status, "UnexpectedAnswer", "the answer is not a JSON object", decoded)
         return _Answer(status, lowered, decoded)
+
+
+def _quoted(job_id: str) -> str:
+    return urllib.parse.quote(job_id, safe="")
 
 
 def _api_error(status: int, body: Any, retry_after: float | None) -> ApiError:

@@ -203,31 +203,6 @@ class MetricNames:
 
 
 @dataclass(frozen=True)
-class Permissions:
-    """The AWS actions each function's code calls: the stack grants these and nothing more."""
-
-    submit_table: tuple[str, ...] = ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem")
-    submit_queue: tuple[str, ...] = ("sqs:SendMessage",)
-    status_table: tuple[str, ...] = ("dynamodb:GetItem",)
-    worker_table: tuple[str, ...] = ("dynamodb:UpdateItem", "dynamodb:GetItem")
-    # The event source mapping polls with the worker's role.
-    worker_queue: tuple[str, ...] = (
-        "sqs:ReceiveMessage",
-        "sqs:DeleteMessage",
-        "sqs:ChangeMessageVisibility",
-        "sqs:GetQueueAttributes",
-    )
-    worker_dlq: tuple[str, ...] = ("sqs:SendMessage",)
-    # The reaper queries its two indexes (and only them), claims a stuck job with one
-    # conditional UpdateItem, and re-sends its message; it reads the queue's depth and the age
-    # of its oldest message (SQS's CloudWatch metric) to tell a backlog from a lost message.
-    reaper_index: tuple[str, ...] = ("dynamodb:Query",)
-    reaper_table: tuple[str, ...] = ("dynamodb:UpdateItem",)
-    reaper_queue: tuple[str, ...] = ("sqs:SendMessage", "sqs:GetQueueAttributes")
-    reaper_metrics: tuple[str, ...] = ("cloudwatch:GetMetricData",)
-
-
-@dataclass(frozen=True)
 class Topology:
     table: TableShape = TableShape()
     item: ItemBudget = ItemBudget()
@@ -237,7 +212,6 @@ class Topology:
     api: ApiShape = ApiShape()
     reaper: ReaperShape = ReaperShape()
     metrics: MetricNames = MetricNames()
-    permissions: Permissions = Permissions()
     retention_days: int = 30
     log_retention_days: int = 30
     service_name: str = "jobpipe"

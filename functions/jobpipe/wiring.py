@@ -1,35 +1,57 @@
 """The composition root: builds the services from settings and the real adapters, once per
-process, on first use. Tests build services directly with fakes instead."""
+process, on first use. Tests build services directly with fakes instead.
+
+Each builder imports what it builds when it is first called, so a function loads only its own
+services at a cold start (the status function never loads the job types or the worker).
+"""
 
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
-from jobpipe.adapters.dynamodb import DynamoDBJobStore
-from jobpipe.adapters.sqs import SQSJobQueue
-from jobpipe.domain.registry import load_job_types
-from jobpipe.ports import JobQueue, JobStore
-from jobpipe.reaper.service import Reaper
 from jobpipe.settings import get_settings
-from jobpipe.status.service import StatusService
-from jobpipe.submit.service import SubmitService
-from jobpipe.worker.service import Worker
+
+if TYPE_CHECKING:
+    from jobpipe.adapters.dynamodb import DynamoDBJobStore
+    from jobpipe.adapters.sqs import SQSJobQueue
+    from jobpipe.cancel.service import CancelService
+    from jobpipe.domain.registry import Registry
+    from jobpipe.ports import JobQueue, JobStore
+    from jobpipe.reaper.service import Reaper
+    from jobpipe.status.service import StatusService
+    from jobpipe.submit.service import SubmitService
+    from jobpipe.worker.service import Worker
+
+
+def load_job_types() -> Registry:
+    """The declared job types (a seam: the local stack's tests and `make chaos` put their own
+    registry here)."""
+    from jobpipe.domain.registry import load_job_types as load
+
+    return load()
 
 
 @cache
 def job_store() -> DynamoDBJobStore:
+    from jobpipe.adapters.dynamodb import DynamoDBJobStore
+
     settings = get_settings()
     return DynamoDBJobStore(settings.table_name, retention_days=settings.retention_days)
 
 
 @cache
 def job_queue() -> SQSJobQueue:
+    from jobpipe.adapters.sqs import SQSJobQueue
+
     settings = get_settings()
     return SQSJobQueue(settings.queue_url, settings.dlq_url)
 
 
 @cache
 def submit_service() -> SubmitService:
+    from jobpipe.submit.service import SubmitService
+
     return SubmitService(
         job_store(), job_queue(), load_job_types(), retention_days=get_settings().retention_days
     )
@@ -37,7 +59,16 @@ def submit_service() -> SubmitService:
 
 @cache
 def status_service() -> StatusService:
+    from jobpipe.status.service import StatusService
+
     return StatusService(job_store())
+
+
+@cache
+def cancel_service() -> CancelService:
+    from jobpipe.cancel.service import CancelService
+
+    return CancelService(job_store())
 
 
 @cache
@@ -46,6 +77,7 @@ def worker() -> Worker:
 
     from jobpipe.settings import client_shape
     from jobpipe.topology import TOPOLOGY
+    from jobpipe.worker.service import Worker
 
     margin = replace(TOPOLOGY, aws_client=client_shape()).worker_margin_seconds()
     return Worker(job_store(), job_queue(), load_job_types(), safety_margin_ms=int(margin * 1000))
@@ -58,6 +90,8 @@ def reaper() -> Reaper:
 
 def build_reaper(store: JobStore, queue: JobQueue) -> Reaper:
     """A reaper over the registered job types (the local stack gives it its own clients)."""
+    from jobpipe.reaper.service import Reaper
+
     return Reaper(store, queue, load_job_types())
 
 
@@ -65,16 +99,16 @@ def reset() -> None:
     """Forget everything built (tests and the local stack switch settings)."""
     from jobpipe.adapters import clients
     from jobpipe.settings import client_shape
-    from jobpipe.settings import get_settings as settings
 
     built_once = (
         job_store,
         job_queue,
         submit_service,
         status_service,
+        cancel_service,
         worker,
         reaper,
-        settings,
+        get_settings,
         client_shape,
     )
     for built in built_once:

@@ -1,8 +1,9 @@
-"""The HTTPS job API: POST /jobs and GET /jobs/{id} on an API Gateway HTTP API."""
+"""The HTTPS job API: the routes of `jobpipe.api.routes` on an API Gateway HTTP API."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import jsii
@@ -16,6 +17,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.components.functions import log_retention
+from jobpipe.api.routes import RouteSpec
 from jobpipe.topology import ApiShape
 
 
@@ -70,8 +72,8 @@ class JobsApi(Construct):
         construct_id: str,
         *,
         shape: ApiShape,
-        submit: lambda_.IFunction,
-        status: lambda_.IFunction,
+        routes: Sequence[RouteSpec],
+        functions: Mapping[str, lambda_.IFunction],
         log_retention_days: int,
         jwt: JwtAuth | None = None,
     ) -> None:
@@ -110,18 +112,20 @@ class JobsApi(Construct):
             authorizer = authorizers.HttpJwtAuthorizer(
                 "JwtAuthorizer", jwt.issuer, jwt_audience=list(jwt.audience)
             )
-        self.api.add_routes(
-            path="/jobs",
-            methods=[apigw.HttpMethod.POST],
-            integration=integrations.HttpLambdaIntegration("SubmitIntegration", submit),
-            authorizer=authorizer,
-        )
-        self.api.add_routes(
-            path="/jobs/{id}",
-            methods=[apigw.HttpMethod.GET],
-            integration=integrations.HttpLambdaIntegration("StatusIntegration", status),
-            authorizer=authorizer,
-        )
+        # Every route of `jobpipe.api.routes`, to the function that serves it: one integration
+        # per function.
+        integrated: dict[str, integrations.HttpLambdaIntegration] = {}
+        for route in routes:
+            if route.function not in integrated:
+                integrated[route.function] = integrations.HttpLambdaIntegration(
+                    f"{route.function}Integration", functions[route.function]
+                )
+            self.api.add_routes(
+                path=route.path,
+                methods=[apigw.HttpMethod(route.method)],
+                integration=integrated[route.function],
+                authorizer=authorizer,
+            )
 
     @property
     def url(self) -> str:

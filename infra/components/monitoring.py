@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -28,8 +30,7 @@ class Monitoring(Construct):
         queue: sqs.IQueue,
         dlq: sqs.IQueue,
         worker: lambda_.IFunction,
-        submit: lambda_.IFunction,
-        status: lambda_.IFunction,
+        api_functions: Mapping[str, lambda_.IFunction],
         reaper: lambda_.IFunction,
         api: apigw.HttpApi,
         metrics: MetricNames,
@@ -122,7 +123,7 @@ class Monitoring(Construct):
             ),
         ]
 
-        functions = {"worker": worker, "submit": submit, "status": status}
+        functions = {"worker": worker, **api_functions}
         stack = Stack.of(self)
         self.dashboard = cloudwatch.Dashboard(
             self,

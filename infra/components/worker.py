@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
@@ -21,12 +19,10 @@ class WorkerEventSource(Construct):
         worker: lambda_.IFunction,
         queue: sqs.IQueue,
         shape: WorkerShape,
-        poll_actions: Sequence[str],
     ) -> None:
         super().__init__(scope, construct_id)
-        # The mapping polls with the worker's role: grant exactly the actions the poller and the
-        # worker's own ChangeMessageVisibility use (`SqsEventSource` would add GetQueueUrl too).
-        queue.grant(worker, *poll_actions)
+        # The mapping polls with the worker's role, which the stack grants exactly the actions
+        # the poller and the worker use (`SqsEventSource` would add GetQueueUrl too).
         self.mapping = lambda_.EventSourceMapping(
             self,
             "Mapping",

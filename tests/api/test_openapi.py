@@ -34,7 +34,7 @@ def test_an_accepted_job_documents_its_location_header(document: dict[str, Any])
 
 @pytest.mark.parametrize(
     ("path", "method", "status"),
-    [("/jobs/{job_id}", "get", "200"), ("/jobs", "post", "503")],
+    [("/jobs/{id}", "get", "200"), ("/jobs", "post", "503")],
 )
 def test_retry_after_is_documented_where_the_api_sends_it(
     document: dict[str, Any], path: str, method: str, status: str
@@ -47,7 +47,7 @@ def test_retry_after_is_documented_where_the_api_sends_it(
 
 def test_the_job_id_parameter_carries_the_ulid_pattern(document: dict[str, Any]) -> None:
     # Given the status route's path parameter / Then it is a ULID by pattern
-    [parameter] = document["paths"]["/jobs/{job_id}"]["get"]["parameters"]
+    [parameter] = document["paths"]["/jobs/{id}"]["get"]["parameters"]
     assert parameter["in"] == "path" and parameter["schema"]["pattern"] == ULID_PATTERN
 
 

@@ -1,5 +1,5 @@
-"""Each function's role may call exactly what its code calls (topology.Permissions), on the
-resources it uses, plus writing its own logs and traces."""
+"""Each function's role may call exactly what its code calls (its row in
+`jobpipe.api.routes`), on the resources it uses, plus writing its own logs and traces."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
+from jobpipe.api.routes import FUNCTIONS, function
 from jobpipe.topology import TOPOLOGY
 from tests.infra.conftest import Synthesized
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
-ALLOWED = TOPOLOGY.permissions
 BASICS = {
     "logs:CreateLogStream",
     "logs:PutLogEvents",
@@ -60,49 +60,54 @@ def _resource_key(resource: Any) -> str:
     raise AssertionError(f"unexpected resource {resource!r}")
 
 
-def _expected(
-    synthesized: Synthesized, name: str, **by_path: tuple[str, ...]
-) -> dict[str, set[str]]:
+def _expected(synthesized: Synthesized, name: str) -> dict[str, set[str]]:
+    """What the function's row of the route table says it may do, by resource."""
+    grants = function(name).grants
     expected: dict[str, set[str]] = {
         synthesized.logical_id(f"Functions/{name}Logs"): {
             "logs:CreateLogStream",
             "logs:PutLogEvents",
         },
-        "*": {"xray:PutTraceSegments", "xray:PutTelemetryRecords"},
+        "*": {"xray:PutTraceSegments", "xray:PutTelemetryRecords", *grants.unscoped},
     }
-    paths = {"table": "Jobs/Table", "queue": "Queues/Queue", "dlq": "Queues/DeadLetterQueue"}
-    for key, actions in by_path.items():
-        expected[synthesized.logical_id(paths[key])] = set(actions)
+    table = synthesized.logical_id("Jobs/Table")
+    for key, actions in (
+        (table, grants.table),
+        (synthesized.logical_id("Queues/Queue"), grants.queue),
+        (synthesized.logical_id("Queues/DeadLetterQueue"), grants.dlq),
+    ):
+        if actions:
+            expected[key] = set(actions)
+    for index in grants.indexes:
+        expected[f"{table}/index/{index}"] = set(grants.index_actions)
     return expected
 
 
-def test_status_may_only_read_jobs(synthesized: Synthesized) -> None:
-    """Given the status role, then it may only GetItem on the table (plus its logs and traces)."""
-    assert _grants(synthesized, "Status") == _expected(
-        synthesized, "Status", table=ALLOWED.status_table
-    )
-
-
-def test_submit_may_only_write_jobs_and_send_to_the_queue(synthesized: Synthesized) -> None:
-    """Given the submit role, then it may only write jobs and send to the jobs queue."""
-    assert _grants(synthesized, "Submit") == _expected(
-        synthesized, "Submit", table=ALLOWED.submit_table, queue=ALLOWED.submit_queue
-    )
-
-
-def test_worker_may_only_update_jobs_consume_the_queue_and_dead_letter(
-    synthesized: Synthesized,
+@pytest.mark.parametrize("name", [spec.name for spec in FUNCTIONS])
+def test_each_role_may_call_exactly_what_its_function_declares(
+    synthesized: Synthesized, name: str
 ) -> None:
-    """Given the worker role, then it may only update jobs, consume the jobs queue and send to the
-    DLQ.
-    """
-    assert _grants(synthesized, "Worker") == _expected(
-        synthesized,
-        "Worker",
-        table=ALLOWED.worker_table,
-        queue=ALLOWED.worker_queue,
-        dlq=ALLOWED.worker_dlq,
-    )
+    # Given a function's role / Then it may call what its row in the route table names, on the
+    # resources it names, plus writing its own logs and traces: nothing more
+    assert _grants(synthesized, name) == _expected(synthesized, name)
+
+
+def test_what_the_functions_declare_is_what_their_code_calls() -> None:
+    # The status function only reads; cancel reads and updates; only the reaper queries, and
+    # only its two indexes; only submit creates or deletes a job item
+    assert function("Status").grants.table == ("dynamodb:GetItem",)
+    assert set(function("Cancel").grants.table) == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    queriers = [spec.name for spec in FUNCTIONS if spec.grants.index_actions]
+    assert queriers == ["Reaper"]
+    assert function("Reaper").grants.index_actions == ("dynamodb:Query",)
+    assert set(function("Reaper").grants.indexes) == {
+        TOPOLOGY.table.lease_index,
+        TOPOLOGY.table.pending_index,
+    }
+    writers = [spec.name for spec in FUNCTIONS if "dynamodb:PutItem" in spec.grants.table]
+    assert writers == ["Submit"]
+    # The worker sends a fresh copy of a record it hands back late, to the jobs queue itself
+    assert "sqs:SendMessage" in function("Worker").grants.queue
 
 
 def test_no_role_has_a_managed_policy_or_a_wildcard_action(synthesized: Synthesized) -> None:
@@ -118,21 +123,3 @@ def test_no_role_has_a_managed_policy_or_a_wildcard_action(synthesized: Synthesi
                 assert "*" not in action, action
                 if statement["Resource"] == "*":
                     assert action in BASICS, action
-
-
-def test_reaper_may_only_query_its_indexes_claim_jobs_and_send_to_the_queue(
-    synthesized: Synthesized,
-) -> None:
-    """Given the reaper role, then it may Query only the two stuck-job indexes (never Scan, never
-    the table or the owner index), update jobs, send to the jobs queue and read its depth, and
-    read CloudWatch metrics (the queue's oldest-message age): nothing else."""
-    table = synthesized.logical_id("Jobs/Table")
-    expected = _expected(
-        synthesized, "Reaper", table=ALLOWED.reaper_table, queue=ALLOWED.reaper_queue
-    )
-    for index in (TOPOLOGY.table.lease_index, TOPOLOGY.table.pending_index):
-        expected[f"{table}/index/{index}"] = set(ALLOWED.reaper_index)
-    expected["*"] |= set(ALLOWED.reaper_metrics)
-    assert _grants(synthesized, "Reaper") == expected
-    assert ALLOWED.reaper_index == ("dynamodb:Query",)
-    assert ALLOWED.reaper_metrics == ("cloudwatch:GetMetricData",)

@@ -146,7 +146,7 @@ def test_unknown_and_malformed_ids(client: JobsClient) -> None:
 def test_the_openapi_document_and_the_local_config_are_served(local_stack: LocalStack) -> None:
     with urllib.request.urlopen(f"{local_stack.api_url}/openapi.json", timeout=5) as answer:
         document = json.loads(answer.read())
-    assert {"/jobs", "/jobs/{job_id}"} <= set(document["paths"])
+    assert {"/jobs", "/jobs/{id}"} <= set(document["paths"])
     with urllib.request.urlopen(local_stack.config_url, timeout=5) as answer:
         config = json.loads(answer.read())
     assert config["api_url"] == local_stack.api_url

@@ -17,6 +17,7 @@ Call = Callable[..., dict[str, Any]]
 FIELDS = {
     "job_id", "type", "status", "attempts", "max_attempts", "created_at", "started_at",
     "completed_at", "next_attempt_at", "is_terminal", "dead_lettered", "replays",
+    "cancel_requested", "progress", "errors",
 }  # fmt: skip
 
 

@@ -428,7 +428,7 @@ def test_the_openapi_document_describes_both_routes_and_their_answers() -> None:
     assert {"202", "400", "403", "409", "413", "415", "422", "503"} <= set(post["responses"])
     assert set(post["requestBody"]["content"]) == {"application/json"}
     assert any(p["name"] == "idempotency-key" for p in post.get("parameters", []))
-    get = document["paths"]["/jobs/{job_id}"]["get"]
+    get = document["paths"]["/jobs/{id}"]["get"]
     assert {"200", "400", "403", "404"} <= set(get["responses"])
 
 

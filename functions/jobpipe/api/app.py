@@ -1,13 +1,14 @@
-"""The HTTP API as a Powertools resolver: routes, validation, OpenAPI, error mapping.
+"""The HTTP API as Powertools resolvers: each route's operation, validation, OpenAPI, errors.
 
-Each Lambda (submit, status) builds a resolver with only its own route; `openapi_document`
-builds one with both to describe the whole API.
+The routes are declared in `jobpipe.api.routes`; each Lambda builds a resolver with only its
+function's routes (`resolver_for`), and `openapi_document` one with all of them.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -24,6 +25,7 @@ from aws_lambda_powertools.event_handler.openapi.types import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
+from jobpipe.api.bodies import ErrorBody, JobBody, SubmittedBody, iso, job_body
 from jobpipe.api.errors import (
     error_response,
     internal_error_response,
@@ -31,7 +33,8 @@ from jobpipe.api.errors import (
     validation_error_response,
 )
 from jobpipe.api.identity import caller_of
-from jobpipe.domain.job import JOB_ID_PATTERN
+from jobpipe.api.routes import ROUTES, RouteSpec, route, routes_of
+from jobpipe.domain.job import JOB_ID_PATTERN, MAX_IDEMPOTENCY_KEY_CHARS, Job
 from jobpipe.errors import (
     JobError,
     MalformedRequestError,
@@ -39,8 +42,6 @@ from jobpipe.errors import (
     UnsupportedMediaTypeError,
 )
 from jobpipe.observability import logger
-from jobpipe.status.service import job_view
-from jobpipe.submit.service import MAX_IDEMPOTENCY_KEY_CHARS, SubmitRequest
 
 API_TITLE = "jobpipe"
 # The one media type POST /jobs takes (RFC 8259). Parameters are allowed and ignored: JSON has
@@ -58,45 +59,6 @@ class SubmitJobBody(BaseModel):
     params: dict[str, Any] = Field(
         default_factory=dict, description="Parameters, validated by the job type's model."
     )
-
-
-class ErrorDetail(BaseModel):
-    type: str
-    message: str
-    fields: list[dict[str, str]] | None = None
-    known_types: list[str] | None = None
-
-
-class ErrorBody(BaseModel):
-    error: ErrorDetail
-
-
-class SubmittedBody(BaseModel):
-    job_id: str
-    type: str
-    status: str
-    created_at: str
-    poll_url: str
-
-
-class JobStatusBody(BaseModel):
-    """Documents the status body; `result` is present only when succeeded, `error` only when
-    failed (the route returns a plain dict, so absent fields stay absent)."""
-
-    job_id: str
-    type: str
-    status: str
-    attempts: int
-    max_attempts: int
-    created_at: str
-    started_at: str | None
-    completed_at: str | None
-    next_attempt_at: str | None
-    is_terminal: bool
-    dead_lettered: bool
-    replays: int
-    result: Any = None
-    error: dict[str, str] | None = None
 
 
 NO_CALLER = "The request names no caller: no IAM principal, no JWT subject."
@@ -163,11 +125,14 @@ SECURITY_SCHEMES: dict[str, SecurityScheme] = {
 SECURITY: list[dict[str, list[str]]] = [{"sigv4": []}, {"jwt": []}]
 
 
-def submit_router() -> Router:
-    router = Router()
+# --- the operations, by name (see jobpipe.api.routes) -----------------------------------------
 
-    @router.post(
-        "/jobs",
+
+def _submit_job(router: Router, spec: RouteSpec) -> None:
+    @router.route(
+        spec.resolver_path,
+        method=spec.method,
+        operation_id=spec.operation,
         summary="Submit a job",
         description="Writes the job and queues it; answers at once with the job id to poll.",
         status_code=202,
@@ -198,6 +163,7 @@ def submit_router() -> Router:
             ),
         ] = None,
     ) -> Response[dict[str, Any]]:
+        from jobpipe.submit.service import SubmitRequest
         from jobpipe.wiring import submit_service
 
         event = router.current_event
@@ -210,55 +176,100 @@ def submit_router() -> Router:
             )
         )
         job = submitted.job
-        location = f"/jobs/{job.job_id}"
-        view = job_view(job)
+        location = route("get_job").url(id=job.job_id)
         return json_response(
             202,
-            {
-                "job_id": job.job_id,
-                "type": job.type,
-                "status": view["status"],
-                "created_at": view["created_at"],
-                "poll_url": _absolute(event.raw_event, location),
-            },
+            SubmittedBody(
+                job_id=job.job_id,
+                type=job.type,
+                status=job.status.value,
+                created_at=iso(job.created_at) or "",
+                poll_url=_absolute(event.raw_event, location),
+            ).model_dump(),
             {"Location": location},
         )
 
-    return router
+
+JOB_ID = Annotated[
+    str, Path(pattern=JOB_ID_PATTERN, description="A job id: a ULID, in either case.")
+]
 
 
-def status_router() -> Router:
-    router = Router()
-
-    @router.get(
-        "/jobs/<job_id>",
+def _get_job(router: Router, spec: RouteSpec) -> None:
+    @router.route(
+        spec.resolver_path,
+        method=spec.method,
+        operation_id=spec.operation,
         summary="Get a job's status",
         description="Poll until `is_terminal`; honour `Retry-After`.",
         responses={
             200: _response(
-                "The job.", JobStatusBody, _retry_after("present while the job is not terminal")
+                "The job.", JobBody, _retry_after("present while the job is not terminal")
             ),
             400: _error("Not a job id."),
             403: _error(NO_CALLER),
             404: _error("No such job (or not the caller's)."),
+            503: UNAVAILABLE,
         },
         tags=["jobs"],
     )
-    def get_job(
-        job_id: Annotated[
-            str, Path(pattern=JOB_ID_PATTERN, description="A job id: a ULID, in either case.")
-        ],
-    ) -> Response[dict[str, Any]]:
+    def get_job(id: JOB_ID) -> Response[dict[str, Any]]:
         from jobpipe.wiring import status_service
 
         service = status_service()
-        event = router.current_event
-        job = service.get(owner_of(event.raw_event), job_id)
-        retry_after = service.retry_after(job)
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-        return json_response(200, job_view(job), headers)
+        job = service.get(owner_of(router.current_event.raw_event), id)
+        return _job_response(job, service.retry_after(job))
 
+
+def _cancel_job(router: Router, spec: RouteSpec) -> None:
+    @router.route(
+        spec.resolver_path,
+        method=spec.method,
+        operation_id=spec.operation,
+        summary="Cancel a job",
+        description="A job not running ends `cancelled` at once, and its message is dropped "
+        "unrun when it arrives. A running job is asked to stop (`cancel_requested`): it ends "
+        "`cancelled` when its code next checks, or when its attempt fails or is cut off. "
+        "Cancelling a cancelled job answers it again.",
+        responses={
+            200: _response("The job after the cancel.", JobBody),
+            400: _error("Not a job id."),
+            403: _error(NO_CALLER),
+            404: _error("No such job (or not the caller's)."),
+            409: _error("The job has already succeeded or failed."),
+            503: UNAVAILABLE,
+        },
+        tags=["jobs"],
+    )
+    def cancel_job(id: JOB_ID) -> Response[dict[str, Any]]:
+        from jobpipe.wiring import cancel_service, status_service
+
+        job = cancel_service().cancel(owner_of(router.current_event.raw_event), id)
+        return _job_response(job, status_service().retry_after(job))
+
+
+OPERATIONS: dict[str, Callable[[Router, RouteSpec], None]] = {
+    "submit_job": _submit_job,
+    "get_job": _get_job,
+    "cancel_job": _cancel_job,
+}
+
+
+def _job_response(job: Job, retry_after: int | None) -> Response[Any]:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    return json_response(200, job_body(job), headers)
+
+
+def router_for(specs: tuple[RouteSpec, ...]) -> Router:
+    router = Router()
+    for spec in specs:
+        OPERATIONS[spec.operation](router, spec)
     return router
+
+
+def resolver_for(function_name: str) -> APIGatewayHttpResolver:
+    """The resolver of one function: its routes only."""
+    return build_resolver(router_for(routes_of(function_name)))
 
 
 class JsonBodyValidation(OpenAPIRequestValidationMiddleware):
@@ -378,10 +389,10 @@ def _absolute(event: dict[str, Any], path: str) -> str:
 
 
 def openapi_document() -> dict[str, Any]:
-    """The whole API's OpenAPI document (both routes)."""
+    """The whole API's OpenAPI document (every route)."""
     from jobpipe import __version__
 
-    app = build_resolver(submit_router(), status_router())
+    app = build_resolver(router_for(ROUTES))
     document: dict[str, Any] = json.loads(
         app.get_openapi_json_schema(
             title=API_TITLE,

@@ -15,10 +15,14 @@ STATUS_BY_ERROR: tuple[tuple[type[e.JobError], int], ...] = (
     (e.UnidentifiedCallerError, 403),
     (e.JobNotFoundError, 404),
     (e.IdempotencyConflictError, 409),
+    (e.JobFinishedError, 409),
     (e.RequestTooLargeError, 413),
     (e.UnsupportedMediaTypeError, 415),
     (e.InvalidRequestError, 422),
     (e.ServiceUnavailableError, 503),
+    # The table or the queue failed under any route: retry.
+    (e.StoreError, 503),
+    (e.QueueError, 503),
 )
 
 # Seconds a client should wait before retrying a 503.
@@ -39,6 +43,9 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 
 
 def error_response(error: e.JobError) -> Response[Any]:
+    if isinstance(error, e.StoreError | e.QueueError):
+        # Its own message names the AWS operation and error code: not for the caller.
+        error = e.ServiceUnavailableError("a dependency is unavailable; retry")
     status = next((code for cls, code in STATUS_BY_ERROR if isinstance(error, cls)), 500)
     if status == 500:
         return internal_error_response()

@@ -7,6 +7,7 @@ Exit codes (for scripts):
   3  no such job (404)
   4  the target: cannot connect, wrong URL, no credentials, access denied, server error
   5  timed out waiting for the job
+  6  the job was cancelled (for --wait / wait)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 EXIT_TARGET = 4
 EXIT_TIMEOUT = 5
+EXIT_CANCELLED = 6
 
 DEFAULT_WAIT_TIMEOUT = 300.0
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -157,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     wait.add_argument("job_id")
     wait.add_argument("--timeout", type=_positive_float, default=DEFAULT_WAIT_TIMEOUT)
 
+    cancel = command(
+        "cancel",
+        "cancel a job: at once if it is not running, else ask it to stop (it ends cancelled "
+        "when its code next checks)",
+    )
+    cancel.add_argument("job_id")
+
     dlq = command("dlq", "the dead-letter queue")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
     dlq_list = dlq_commands.add_parser("list", help="list dead-lettered jobs")
@@ -231,6 +240,14 @@ def _job_lines(job: JobInfo) -> list[str]:
         lines.append(f"next try   {job.next_attempt_at}")
     if job.replays:
         lines.append(f"replays    {job.replays}")
+    if job.cancel_requested and not job.cancelled:
+        lines.append("cancel     asked for: it stops when its code next checks")
+    if job.progress is not None:
+        lines.append(f"progress   {_progress_text(job)}")
+    for failure in job.errors:
+        lines.append(
+            f"attempt {failure.attempt:<3}{failure.type}: {failure.message}  ({failure.at})"
+        )
     if job.dead_lettered:
         lines.append("dead-lettered: yes (replay it with `jobpipe dlq replay --job-id ID`)")
     if job.succeeded:
@@ -248,10 +265,26 @@ def _show_job(output: Output, job: JobInfo) -> None:
             output.text(line)
 
 
+BAR_WIDTH = 24
+
+
+def _progress_text(job: JobInfo) -> str:
+    """`[#########...............]  40/100  resizing` (no bar without a total)."""
+    progress = job.progress
+    assert progress is not None
+    fraction = progress.fraction
+    bar = ""
+    if fraction is not None:
+        filled = round(fraction * BAR_WIDTH)
+        bar = f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] "
+    amount = f"{progress.current:g}" + (f"/{progress.total:g}" if progress.total else "")
+    return f"{bar}{amount}" + (f"  {progress.message}" if progress.message else "")
+
+
 class Progress:
     """Live lines while waiting: each change of status or attempt, with the time since the
-    start. Polling may miss a quick retry; the attempt counter does not, so a failed attempt
-    that was not seen is still reported."""
+    start, and the job's own progress as a bar. Polling may miss a quick retry; the attempt
+    counter does not, so a failed attempt that was not seen is still reported."""
 
     def __init__(self, output: Output, clock: Callable[[], float] = time.monotonic) -> None:
         self._output = output
@@ -259,11 +292,13 @@ class Progress:
         self._started = clock()
         self._last: tuple[str, int] | None = None
         self._failed_reported: set[int] = set()
+        self._last_progress: str | None = None
 
     def __call__(self, job: JobInfo) -> None:
         if self._output.as_json:
             return
         elapsed = f"{self._clock() - self._started:6.1f}s"
+        self._progress(elapsed, job)
         # Attempts before the current one failed (a retrying job's own failure is its line).
         for attempt in range(1, job.attempts):
             if attempt not in self._failed_reported:
@@ -279,11 +314,23 @@ class Progress:
             self._failed_reported.add(job.attempts)
             line += " failed"
             line += f"; next attempt at {job.next_attempt_at}" if job.next_attempt_at else ""
+        if job.cancel_requested and job.status == "running":
+            line += ", asked to cancel"
         self._output.note(line.rstrip())
+
+    def _progress(self, elapsed: str, job: JobInfo) -> None:
+        if job.progress is None or job.is_terminal:
+            return
+        text = _progress_text(job)
+        if text != self._last_progress:
+            self._last_progress = text
+            self._output.note(f"{elapsed}  {'progress':<10} {text}")
 
 
 def _finish(output: Output, job: JobInfo) -> int:
     _show_job(output, job)
+    if job.cancelled:
+        return EXIT_CANCELLED
     return EXIT_OK if job.succeeded else EXIT_JOB_FAILED
 
 
@@ -329,6 +376,14 @@ def cmd_submit(args: argparse.Namespace, target: Target, output: Output) -> int:
 
 def cmd_status(args: argparse.Namespace, target: Target, output: Output) -> int:
     _show_job(output, target.client().get(args.job_id))
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace, target: Target, output: Output) -> int:
+    job = target.client().cancel(args.job_id)
+    _show_job(output, job)
+    if not output.as_json and job.status == "running":
+        output.note("asked to cancel: the job stops when its code next checks")
     return EXIT_OK
 
 
@@ -576,6 +631,8 @@ def main(
             return cmd_status(args, target, output)
         if args.command == "wait":
             return cmd_wait(args, target, output)
+        if args.command == "cancel":
+            return cmd_cancel(args, target, output)
         if args.dlq_command == "list":
             return cmd_dlq_list(args, target, output)
         return cmd_dlq_replay(args, target, output)

@@ -11,6 +11,7 @@ from jobpipe.domain.states import JobStatus
 from jobpipe.errors import InvalidJobIdError, PoisonMessageError
 
 JOB_ID_LENGTH = 26
+MAX_IDEMPOTENCY_KEY_CHARS = 255
 _CROCKFORD = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 # The ids `check_job_id` accepts, as a regular expression (the OpenAPI document's pattern).
 JOB_ID_PATTERN = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"

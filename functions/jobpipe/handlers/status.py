@@ -1,4 +1,5 @@
-"""GET /jobs/{id} (API Gateway HTTP API, payload v2)."""
+"""GET /jobs/{id} (API Gateway HTTP API, payload v2): the routes of the `Status` function in
+`jobpipe.api.routes`."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobpipe.adapters.clients import deadline
-from jobpipe.api.app import build_resolver, status_router
+from jobpipe.api.app import resolver_for
 from jobpipe.observability import logger, tracer
 
-app = build_resolver(status_router())
+app = resolver_for("Status")
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -7,8 +7,8 @@ maps it: `statusCode`, `headers`, `cookies` as `Set-Cookie`, a base64 body decod
 with no `statusCode` taken as a 200 JSON body. A handler that raises is a `500` with API Gateway's
 own body, as on AWS.
 
-Each route has its own lock: a Lambda execution environment serves one request at a time, and the
-Powertools resolver keeps the current event on the (module-level) app.
+Each function has its own lock: a Lambda execution environment serves one request at a time, and
+the Powertools resolver keeps the current event on the function's (module-level) app.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +74,6 @@ class Route:
     handler: Handler
     function_name: str
     timeout_seconds: float = TOPOLOGY.api.function_timeout_seconds
-    lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @property
     def route_key(self) -> str:
@@ -89,13 +88,17 @@ class Route:
 
 
 def default_routes() -> list[Route]:
-    """The stack's two routes and the real handlers behind them."""
-    from jobpipe.handlers import status, submit
+    """The stack's routes (`jobpipe.api.routes`) and the real handlers behind them."""
+    import importlib
 
-    return [
-        Route("POST", "/jobs", submit.handler, "jobpipe-submit"),
-        Route("GET", "/jobs/{id}", status.handler, "jobpipe-status"),
-    ]
+    from jobpipe.api.routes import ROUTES, function
+
+    routes = []
+    for spec in ROUTES:
+        serving = function(spec.function)
+        module = importlib.import_module(serving.module)
+        routes.append(Route(spec.method, spec.path, module.handler, serving.local_name))
+    return routes
 
 
 def _is_text(content_type: str) -> bool:
@@ -237,6 +240,7 @@ class Gateway:
         on_request: Callable[[str, str, int, float], None] | None = None,
     ) -> None:
         self.routes = list(routes) if routes is not None else default_routes()
+        self._locks = {route.function_name: threading.Lock() for route in self.routes}
         self._local_config = local_config
         self._on_request = on_request
 
@@ -276,7 +280,7 @@ class Gateway:
     def invoke(self, route: Route, request: Request, parameters: dict[str, str]) -> Response:
         event = http_api_event(request, route, parameters)
         context = LambdaContext(route.function_name, route.timeout_seconds)
-        with route.lock:
+        with self._locks[route.function_name]:
             try:
                 answer = route.handler(event, context)
             except Exception:  # noqa: BLE001  (API Gateway answers 500 whatever the Lambda raised)

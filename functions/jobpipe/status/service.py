@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
 
 from jobpipe.domain.job import Job, check_job_id
 from jobpipe.domain.states import JobStatus
@@ -39,36 +37,3 @@ class StatusService:
             wait = (job.next_attempt_at - self._clock() * 1000) / 1000
             return max(POLL_SECONDS, min(MAX_RETRY_AFTER_SECONDS, math.ceil(wait)))
         return POLL_SECONDS
-
-
-def iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return (
-        datetime.fromtimestamp(ms / 1000, tz=UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
-
-
-def job_view(job: Job) -> dict[str, Any]:
-    """The status API's body: `result` only when succeeded, `error` only when failed."""
-    view: dict[str, Any] = {
-        "job_id": job.job_id,
-        "type": job.type,
-        "status": job.status.value,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "created_at": iso(job.created_at),
-        "started_at": iso(job.started_at),
-        "completed_at": iso(job.completed_at),
-        "next_attempt_at": iso(job.next_attempt_at) if job.status is JobStatus.RETRYING else None,
-        "is_terminal": job.is_terminal,
-        "dead_lettered": job.dead_lettered,
-        "replays": job.replays,
-    }
-    if job.status is JobStatus.SUCCEEDED:
-        view["result"] = job.result
-    if job.status is JobStatus.FAILED and job.error is not None:
-        view["error"] = {"type": job.error.type, "message": job.error.message}
-    return view

@@ -26,7 +26,6 @@ from jobpipe.topology import TOPOLOGY
 
 # Objects and arrays inside params: enough for any job, far from the recursion limits.
 MAX_PARAMS_DEPTH = 32
-MAX_IDEMPOTENCY_KEY_CHARS = 255
 
 
 @dataclass(frozen=True)
