@@ -510,7 +510,7 @@ def measure_local(jobs: int, clients: int) -> dict[str, Any]:
     worker.handler = timings.wrap("worker", worker.handler)
     counter = CallCounter()
     try:
-        with LocalStack(port=0, poll_wait_seconds=1) as stack:
+        with LocalStack(port=0, poll_wait_seconds=1, in_process_worker=True) as stack:
             assert stack.esm is not None
             for client in (aws_clients.dynamodb(), aws_clients.sqs()):
                 counter.attach(client)

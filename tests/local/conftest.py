@@ -3,31 +3,17 @@ plus test types whose backoff rounds to no wait at all."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
 from jobpipe.client import JobsClient
-from jobpipe.domain.registry import JobContext, Registry, job_type, load_job_types
-from jobpipe.domain.retry import Backoff
-from jobpipe.errors import TransientJobError
+from jobpipe.domain.registry import ENV_JOB_TYPES, Registry, load_job_types
 from jobpipe.local.stack import LocalStack
+from tests.local.job_types import BROKEN as BROKEN
+from tests.local.job_types import declare
 
-INSTANT = Backoff(base=0.001, cap=0.001)
-# While set, `until_fixed` jobs fail (a bug in production); the test "deploys the fix" by
-# clearing it before replaying the dead-lettered jobs.
-BROKEN = threading.Event()
-
-
-class FailTimes(BaseModel):
-    fail_times: int = 0
-
-
-class Nothing(BaseModel):
-    pass
+WORKER_TYPES = "jobpipe.jobs,tests.local.worker_types"
 
 
 def test_registry() -> Registry:
@@ -35,19 +21,7 @@ def test_registry() -> Registry:
     examples = load_job_types()
     for name in examples:
         registry.add(examples[name])
-
-    @job_type("quick_flaky", max_attempts=3, backoff=INSTANT, timeout=5, into=registry)
-    def quick_flaky(params: FailTimes, context: JobContext) -> dict[str, Any]:
-        if context.attempt <= params.fail_times:
-            raise TransientJobError(f"planned failure {context.attempt}")
-        return {"attempt": context.attempt}
-
-    @job_type("until_fixed", max_attempts=2, backoff=INSTANT, timeout=5, into=registry)
-    def until_fixed(params: Nothing) -> dict[str, Any]:
-        if BROKEN.is_set():
-            raise TransientJobError("still broken")
-        return {"fixed": True}
-
+    declare(registry)
     return registry
 
 
@@ -59,6 +33,8 @@ def local_stack() -> Iterator[LocalStack]:
     registry = test_registry()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(wiring, "load_job_types", lambda: registry)
+        # The worker processes load the same types by name.
+        patch.setenv(ENV_JOB_TYPES, WORKER_TYPES)
         # The handlers run in this process: keep their metrics off stdout (the CLI tests read it).
         patch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
         with LocalStack(port=0, prefix="e2e") as stack:

@@ -197,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the API's port (default: $JOBPIPE_PORT, else 8000)",
     )
+    local.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="worker processes, each running one batch at a time as a Lambda does "
+        "(default: $JOBPIPE_LOCAL_WORKERS, else 2)",
+    )
     return parser
 
 
@@ -504,6 +511,16 @@ def cmd_dlq_replay(args: argparse.Namespace, target: Target, output: Output) -> 
     return EXIT_OK
 
 
+def _env_workers() -> int:
+    from jobpipe.local.stack import DEFAULT_WORKERS
+
+    raw = os.environ.get("JOBPIPE_LOCAL_WORKERS", "")
+    try:
+        return max(1, int(raw)) if raw else DEFAULT_WORKERS
+    except ValueError:
+        raise UsageError(f"JOBPIPE_LOCAL_WORKERS must be a number, got {raw!r}") from None
+
+
 def cmd_local(args: argparse.Namespace, output: Output) -> int:
     # Before the handlers (and Powertools) are imported: tracing off, metrics not printed, the
     # transitions logged.
@@ -527,7 +544,8 @@ def cmd_local(args: argparse.Namespace, output: Output) -> int:
     except ConfigurationError as error:
         return output.error("UsageError", str(error), EXIT_USAGE)
     use_console_format()
-    stack = LocalStack(port=port)
+    workers = args.workers or _env_workers()
+    stack = LocalStack(port=port, workers=workers, console=True)
     try:
         stack.start()
     except (OSError, SystemExit) as error:

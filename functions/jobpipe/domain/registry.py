@@ -181,11 +181,22 @@ def job_type(
     return decorate
 
 
+# The modules that declare the job types, comma-separated (default: `jobpipe.jobs`).
+ENV_JOB_TYPES = "JOBPIPE_JOB_TYPES"
+DEFAULT_JOB_TYPES = "jobpipe.jobs"
+
+
 def load_job_types() -> Registry:
-    """Import the package that declares the job types (once) and return the registry. Refuses
+    """Import the modules that declare the job types (once) and return the registry. Refuses
     a type that could never run in the deployed worker's time."""
-    import jobpipe.jobs  # noqa: F401  (declares the job types as a side effect)
+    import importlib
+    import os
+
     from jobpipe.topology import TOPOLOGY
+
+    for module in (os.environ.get(ENV_JOB_TYPES) or DEFAULT_JOB_TYPES).split(","):
+        # Declares its job types as a side effect, the first time.
+        importlib.import_module(module.strip())
 
     problems = registry.timeout_problems(
         TOPOLOGY.max_job_timeout_seconds(), TOPOLOGY.worker.timeout_seconds

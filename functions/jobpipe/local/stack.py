@@ -1,10 +1,13 @@
-"""The whole pipeline in one process: a moto server (SQS, DynamoDB), the queues and table created
-from the topology, the local API gateway in front of the real submit and status handlers, the
-event-source harness driving the real worker handler, and the stuck-job reaper on an interval.
+"""The whole pipeline on one machine: a moto server (SQS, DynamoDB, CloudWatch), the queues and
+table created from the topology, the local API gateway in front of the real API handlers, worker
+processes (two by default) each running the event-source harness over the real worker handler —
+as Lambda runs each invocation in an environment of its own — and the stuck-job reaper on an
+interval.
 
-Every boto3 client in the process talks to the moto server: the stack sets `AWS_ENDPOINT_URL`,
-a region and dummy credentials in the environment before any client is created, and puts the
-previous values back when it stops. So only one stack runs per process at a time.
+Every boto3 client talks to the moto server: the stack sets `AWS_ENDPOINT_URL`, a region and
+dummy credentials in the environment before any client is created (the worker processes inherit
+it), and puts the previous values back when it stops. So only one stack runs per process at a
+time. The worker processes load the job types the environment names (`JOBPIPE_JOB_TYPES`).
 
     with LocalStack(port=0) as stack:
         requests.post(f"{stack.api_url}/jobs", ...)
@@ -14,6 +17,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
 from dataclasses import asdict, dataclass
 from types import TracebackType
@@ -22,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from jobpipe.api.identity import LOCAL_PRINCIPAL
 from jobpipe.local.address import DEFAULT_PORT, LOOPBACK
 from jobpipe.local.gateway import LOCAL_CONFIG_PATH, Gateway
+from jobpipe.local.worker_process import ENV_CONSOLE
 from jobpipe.settings import ENV_LOCAL_PRINCIPAL
 from jobpipe.topology import TOPOLOGY
 
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
     from jobpipe.reaper.service import Reaper
 
 DEFAULT_REGION = "us-east-1"
+DEFAULT_WORKERS = 2
 # SQS publishes its metrics every minute; the local stack, with its faster reaper, more often.
 QUEUE_METRICS_INTERVAL_SECONDS = 2.0
 _log = logging.getLogger(__name__)
@@ -74,8 +82,11 @@ class LocalStack:
         region: str = DEFAULT_REGION,
         prefix: str = "jobpipe",
         worker: bool = True,
+        workers: int = DEFAULT_WORKERS,
+        in_process_worker: bool = False,
         poll_wait_seconds: int = 1,
         reaper_interval_seconds: float | None = None,
+        console: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -83,6 +94,12 @@ class LocalStack:
         self.region = region
         self.prefix = prefix
         self.run_worker = worker
+        # Worker processes, each polling the queue as an event source mapping's poller does.
+        # `in_process_worker`: one poller thread in this process instead (the benchmark counts
+        # its AWS calls there).
+        self.workers = workers
+        self.in_process_worker = in_process_worker
+        self.console = console
         self.poll_wait_seconds = poll_wait_seconds
         # The reaper runs beside the worker, every this many seconds (0: not at all).
         self.reaper_interval_seconds = (
@@ -97,6 +114,7 @@ class LocalStack:
         self._moto: Any = None
         self._server: BaseWSGIServer | None = None
         self._threads: list[threading.Thread] = []
+        self._processes: list[subprocess.Popen[bytes]] = []
         self._stop = threading.Event()
         self._saved_env: dict[str, str | None] = {}
 
@@ -133,8 +151,11 @@ class LocalStack:
             # moto publishes no SQS metrics: the reaper reads the queue's age from this.
             self._spawn("jobpipe-queue-metrics", self._publish_queue_metrics)
             if self.run_worker:
-                self.esm = self._event_source(resources.queue_url)
-                self._spawn("jobpipe-worker", self._poll)
+                if self.in_process_worker:
+                    self.esm = self._event_source(resources.queue_url)
+                    self._spawn("jobpipe-worker", self._poll)
+                else:
+                    self._start_workers()
                 if self.reaper_interval_seconds > 0:
                     self.reaper = self._build_reaper(resources)
                     self._spawn("jobpipe-reaper", self._reap)
@@ -147,6 +168,7 @@ class LocalStack:
         """Stop the worker (after its current batch), the reaper, the gateway and moto; restore the
         environment. Safe to call twice."""
         self._stop.set()
+        self._stop_workers(timeout)
         if self._server is not None:
             self._server.shutdown()
         for thread in self._threads:
@@ -230,6 +252,39 @@ class LocalStack:
             region=self.region,
             poll_wait_seconds=self.poll_wait_seconds,
         )
+
+    def _start_workers(self) -> None:
+        for number in range(1, self.workers + 1):
+            env = dict(os.environ)
+            if self.console:
+                env[ENV_CONSOLE] = "1"
+            self._processes.append(
+                subprocess.Popen(  # noqa: S603  (this package's own module, our arguments)
+                    [
+                        sys.executable,
+                        "-m",
+                        "jobpipe.local.worker_process",
+                        "--poll-wait",
+                        str(self.poll_wait_seconds),
+                        "--name",
+                        f"jobpipe-worker-{number}",
+                    ],
+                    env=env,
+                )
+            )
+
+    def _stop_workers(self, timeout: float) -> None:
+        """Each worker finishes its batch, then exits; one that does not in time is killed."""
+        for process in self._processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self._processes:
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._processes.clear()
 
     def _poll(self) -> None:
         assert self.esm is not None
