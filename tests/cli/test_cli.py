@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from jobpipe.cli.main import (
+    EXIT_CANCELLED,
     EXIT_JOB_FAILED,
     EXIT_NOT_FOUND,
     EXIT_OK,
@@ -195,3 +196,35 @@ def test_scripts_replay_dlq_is_the_same_command(run: Any, local_stack: LocalStac
     spec.loader.exec_module(module)
     code = module.main(["--url", local_stack.api_url, "--dry-run", "--type", "none", "--json"])
     assert code == EXIT_OK
+
+
+def test_cancel_asks_a_running_job_to_stop_and_wait_shows_its_progress_then_exits_6(
+    run: Any, client: JobsClient
+) -> None:
+    import threading
+    import time
+
+    # Given a job that sleeps 20 s reporting progress, cancelled by its owner a few seconds in
+    job_id = client.submit("sleep", {"seconds": 20}).job_id
+
+    def cancel_soon() -> None:
+        time.sleep(4)
+        client.cancel(job_id)
+
+    threading.Thread(target=cancel_soon).start()
+    # When `jobpipe wait` watches it
+    code, out, err = run("wait", job_id)
+    # Then it shows the progress bar while it runs, the cancel, and exits 6 (cancelled)
+    assert code == EXIT_CANCELLED
+    assert "progress" in err and "[#" in err and "sleeping" in err
+    assert "status     cancelled" in out
+
+
+def test_cancel_prints_the_job_and_a_finished_job_exits_2(run: Any, client: JobsClient) -> None:
+    pending = client.submit("sleep", {"seconds": 20}).job_id
+    code, out, _ = run("cancel", pending, "--json")
+    assert code == EXIT_OK and json.loads(out)["cancel_requested"] is True
+    done = client.submit("echo", {}).job_id
+    client.wait(done, timeout=20)
+    code, _, err = run("cancel", done)
+    assert code == EXIT_USAGE and "409" in err

@@ -215,3 +215,14 @@ def test_a_refused_submit_is_not_retried_even_with_a_key(fake_api: FakeApi) -> N
     with pytest.raises(ApiError):
         client(fake_api).submit("nope", {}, idempotency_key="k")
     assert len(fake_api.requests) == 1
+
+
+def test_the_clients_job_has_every_field_of_the_apis_job_body() -> None:
+    # Given the one model of the job body (what the API answers and documents)
+    from dataclasses import fields
+
+    from jobpipe.api.bodies import JobBody
+    from jobpipe.client import JobInfo
+
+    # Then the client's own dataclass (it must not import the server's models) reads each field
+    assert set(JobBody.model_fields) <= {f.name for f in fields(JobInfo)}

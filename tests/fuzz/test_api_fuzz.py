@@ -326,6 +326,23 @@ def test_no_job_id_makes_the_status_route_fail(api: Api, job_id: str) -> None:
 
 
 @given(
+    job_id=st.text(max_size=80) | st.binary(max_size=40).map(lambda b: b.hex()),
+    content_type=st.sampled_from(["application/json", "text/plain", ""]),
+    body=st.none() | st.binary(max_size=200),
+)
+@FUZZ
+def test_no_job_id_or_body_makes_the_cancel_route_fail(
+    api: Api, job_id: str, content_type: str, body: bytes | None
+) -> None:
+    # Given any id, percent-encoded into the path, and any body / When it is cancelled
+    path = "/jobs/" + urllib.parse.quote(job_id, safe="") + "/cancel"
+    headers = {"content-type": content_type} if content_type else {}
+    status, _ = api.check("POST", path, body, headers)
+    # Then the answer is 400 (not an id), 404 (no such job) or a route miss, never a 5xx
+    assert status in {400, 404}
+
+
+@given(
     name=st.text(st.characters(min_codepoint=0x61, max_codepoint=0x7A), min_size=1, max_size=20),
     value=st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=8000),
 )
@@ -337,6 +354,7 @@ def test_odd_and_huge_headers_do_not_break_either_route(api: Api, name: str, val
     # When the requests are made / Then neither answers a server error
     api.check("POST", "/jobs", body, headers)
     api.check("GET", "/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV", None, headers)
+    api.check("POST", "/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV/cancel", None, headers)
 
 
 def test_a_body_nested_thousands_deep_is_refused_cleanly(api: Api) -> None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from jobpipe.domain.registry import JobContext, Registry, job_type
 from jobpipe.domain.retry import Backoff
-from jobpipe.errors import TransientJobError
+from jobpipe.errors import SoftTimeLimitExceeded, TransientJobError
 
 INSTANT = Backoff(base=0.001, cap=0.001)
 ENV_BROKEN_FLAG = "JOBPIPE_TEST_BROKEN_FLAG"
@@ -64,3 +64,15 @@ def declare(registry: Registry) -> None:
         if BROKEN.is_set():
             raise TransientJobError("still broken")
         return {"fixed": True}
+
+    @job_type(
+        "overtime",
+        timeout=5,
+        soft_timeout=0.2,
+        permanent=(SoftTimeLimitExceeded,),
+        into=registry,
+    )
+    def overtime(params: Nothing) -> None:
+        import time
+
+        time.sleep(3)
