@@ -60,12 +60,26 @@ def _uv() -> str:
         return found
 
 
+# What the Lambda functions never run: the CLI and its client, the local stack, the in-memory
+# fakes and the operator tools. The asset ships the runtime only.
+NOT_SHIPPED = ("cli", "local", "ops", "client.py", "adapters/memory.py")
+
+
+def shipped(relative: Path) -> bool:
+    """Whether a file of the package (a path relative to it) goes into the Lambda asset."""
+    path = relative.as_posix()
+    return not any(path == item or path.startswith(f"{item}/") for item in NOT_SHIPPED)
+
+
 def _source_files(root: Path) -> list[Path]:
     package = root / "functions" / PACKAGE_NAME
     return sorted(
         p
         for p in package.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and p.suffix not in (".pyc", ".pyo")
+        and shipped(p.relative_to(package))
     )
 
 

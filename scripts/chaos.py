@@ -1003,7 +1003,7 @@ def _run(
     throttle.enabled = False
     send_failure.enabled = False
     children = Children(workers, False, topology.worker.timeout_seconds, tally, log).start()
-    dlq = DeadLetterQueue(sqs, store, dlq_url=config.dlq_url, queue_url=config.queue_url)
+    dlq = DeadLetterQueue.on_sqs(sqs, store, dlq_url=config.dlq_url, queue_url=config.queue_url)
     letters = dlq.list_messages()
     known = set(by_id)
     # SQS moves a message after maxReceiveCount receives; the worker's own hand-backs must never

@@ -111,3 +111,43 @@ class JobQueue(Protocol):
         """How long the oldest message in the jobs queue has waited (0 when it holds none; None
         when the queue cannot say). Costs no write."""
         ...
+
+
+@dataclass(frozen=True)
+class ReceivedLetter:
+    """A message read from the dead-letter queue (hidden from other readers until released)."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    # Its string attributes (the worker writes the job, its type and the error there; SQS moves
+    # a message with none).
+    attributes: dict[str, str]
+    sent_at_ms: int
+    receive_count: int
+
+
+class DeadLetters(Protocol):
+    """The dead-letter queue, as the operator tools read and replay it."""
+
+    def receive(self, *, visibility_seconds: int, wait_seconds: int) -> list[ReceivedLetter]:
+        """Up to a batch of messages, each hidden for `visibility_seconds`."""
+        ...
+
+    def release(self, receipt_handles: list[str]) -> None:
+        """Make messages read earlier visible again."""
+        ...
+
+    def delete(self, receipt_handle: str) -> None: ...
+
+    def send_back(self, body: str) -> None:
+        """Send a message body to the jobs queue."""
+        ...
+
+    def active_move_task(self) -> dict[str, Any] | None:
+        """SQS's message move task running on the DLQ (or about to, or being cancelled)."""
+        ...
+
+    def start_move_task(self, rate: int | None) -> str:
+        """Let SQS move every message back to the jobs queue; returns the task's handle."""
+        ...

@@ -66,10 +66,25 @@ def test_compiled_wheels_target_python_3_13_on_arm64(bundle: Bundle) -> None:
 
 
 def test_the_bundle_carries_the_handlers(bundle: Bundle) -> None:
-    """Given the bundle, then it holds the three handlers and no bytecode caches."""
-    for module in ("submit", "status", "worker"):
-        assert (bundle.path / "jobpipe" / "handlers" / f"{module}.py").is_file()
+    """Given the bundle, then it holds every function's handler and no bytecode caches."""
+    from jobpipe.api.routes import FUNCTIONS
+
+    for spec in FUNCTIONS:
+        assert (bundle.path / (spec.module.replace(".", "/") + ".py")).is_file(), spec.name
     assert not list(bundle.path.rglob("__pycache__"))
+
+
+def test_the_bundle_ships_the_runtime_only(bundle: Bundle) -> None:
+    # Given the Lambda asset's own package
+    package = bundle.path / "jobpipe"
+    shipped = {p.relative_to(package).as_posix() for p in package.rglob("*.py")}
+    # Then it holds no CLI, client, local stack, in-memory fakes or operator tools
+    assert not [path for path in shipped if path.startswith(("cli/", "local/", "ops/"))]
+    assert "client.py" not in shipped and "adapters/memory.py" not in shipped
+    # And everything else of the package is there
+    assert {"wiring.py", "handlers/worker.py", "domain/states.py", "adapters/dynamodb.py"} <= (
+        shipped
+    )
 
 
 def test_a_second_build_reuses_the_cached_bundle() -> None:
@@ -113,7 +128,7 @@ def test_the_handlers_import_from_the_bundle_alone(tmp_path: Path) -> None:
     script = (
         "import sys; sys.path[:0] = [sys.argv[1]]\n"
         "import importlib\n"
-        "for name in ('submit', 'status', 'worker'):\n"
+        "for name in ('submit', 'status', 'cancel', 'worker', 'reaper'):\n"
         "    module = importlib.import_module(f'jobpipe.handlers.{name}')\n"
         "    assert callable(module.handler), name\n"
         "import aws_xray_sdk.core, jobpipe, pydantic  # the tracer's SDK is shipped too\n"

@@ -29,7 +29,7 @@ def dead_letter_queue(stack: LocalStack) -> DeadLetterQueue:
 
     config = stack.config
     session = boto3.Session("local", "local", region_name=config.region)
-    return DeadLetterQueue(
+    return DeadLetterQueue.on_sqs(
         session.client("sqs", endpoint_url=config.aws_endpoint_url),
         DynamoDBJobStore(
             config.table_name,

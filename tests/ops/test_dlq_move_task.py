@@ -103,7 +103,7 @@ def expect_receive(stubber: Stubber, jobs: list[Job]) -> None:
 
 
 def dlq(client: object, store: InMemoryJobStore) -> DeadLetterQueue:
-    return DeadLetterQueue(
+    return DeadLetterQueue.on_sqs(
         client,  # type: ignore[arg-type]
         store,
         dlq_url=DLQ_URL,

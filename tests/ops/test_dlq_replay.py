@@ -26,7 +26,7 @@ class Fixture:
         self.store = DynamoDBJobStore(aws.table_name)
         self.queue = SQSJobQueue(aws.queue_url, aws.dlq_url)
         self.sleeps: list[float] = []
-        self.dlq = DeadLetterQueue(
+        self.dlq = DeadLetterQueue.on_sqs(
             aws.sqs,
             self.store,
             dlq_url=aws.dlq_url,
@@ -193,7 +193,7 @@ def test_a_running_job_whose_runner_died_is_replayed_with_fresh_attempts(fx: Fix
     job = fx.job(JobStatus.RUNNING)
     fx.aws.sqs.send_message(QueueUrl=fx.aws.dlq_url, MessageBody=job.message().to_body())
     # The lease has expired
-    fx.dlq = DeadLetterQueue(
+    fx.dlq = DeadLetterQueue.on_sqs(
         fx.aws.sqs,
         fx.store,
         dlq_url=fx.aws.dlq_url,
@@ -212,7 +212,7 @@ def test_a_replay_never_fails_an_attempt_a_worker_started_after_it_looked(
     # Given a job whose runner died (lease expired), its message moved to the DLQ by SQS
     job = fx.job(JobStatus.RUNNING)
     fx.aws.sqs.send_message(QueueUrl=fx.aws.dlq_url, MessageBody=job.message().to_body())
-    fx.dlq = DeadLetterQueue(
+    fx.dlq = DeadLetterQueue.on_sqs(
         fx.aws.sqs,
         fx.store,
         dlq_url=fx.aws.dlq_url,

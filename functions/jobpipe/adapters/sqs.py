@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobpipe.domain.retry import MAX_VISIBILITY_SECONDS
 from jobpipe.errors import QueueError
+from jobpipe.ports import ReceivedLetter
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -130,3 +131,94 @@ class SQSJobQueue:
 def _queue_error(operation: str, exc: Exception) -> QueueError:
     code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
     return QueueError(f"SQS {operation} failed: {code}")
+
+
+SQS_BATCH = 10
+ACTIVE_MOVE_TASK_STATUSES = frozenset({"RUNNING", "SCHEDULED", "CANCELLING"})
+
+
+class SQSDeadLetters:
+    """The dead-letter queue port on SQS: the DLQ, and the jobs queue it replays into."""
+
+    def __init__(self, dlq_url: str, queue_url: str, client: SQSClient | None = None) -> None:
+        self.dlq_url = dlq_url
+        self.queue_url = queue_url
+        self._client_override = client
+        self._arns: dict[str, str] = {}
+
+    @property
+    def _client(self) -> SQSClient:
+        if self._client_override is not None:
+            return self._client_override
+        from jobpipe.adapters import clients
+
+        return clients.sqs()
+
+    def receive(self, *, visibility_seconds: int, wait_seconds: int) -> list[ReceivedLetter]:
+        messages = self._client.receive_message(
+            QueueUrl=self.dlq_url,
+            MaxNumberOfMessages=SQS_BATCH,
+            VisibilityTimeout=visibility_seconds,
+            WaitTimeSeconds=wait_seconds,
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
+        ).get("Messages", [])
+        letters = []
+        for message in messages:
+            system = message.get("Attributes", {})
+            letters.append(
+                ReceivedLetter(
+                    message_id=message["MessageId"],
+                    receipt_handle=message["ReceiptHandle"],
+                    body=message.get("Body", ""),
+                    attributes={
+                        name: value.get("StringValue") or ""
+                        for name, value in message.get("MessageAttributes", {}).items()
+                    },
+                    sent_at_ms=int(system.get("SentTimestamp", "0") or 0),
+                    receive_count=int(system.get("ApproximateReceiveCount", "0") or 0),
+                )
+            )
+        return letters
+
+    def release(self, receipt_handles: list[str]) -> None:
+        for start in range(0, len(receipt_handles), SQS_BATCH):
+            chunk = receipt_handles[start : start + SQS_BATCH]
+            self._client.change_message_visibility_batch(
+                QueueUrl=self.dlq_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                    for i, handle in enumerate(chunk)
+                ],
+            )
+
+    def delete(self, receipt_handle: str) -> None:
+        self._client.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=receipt_handle)
+
+    def send_back(self, body: str) -> None:
+        self._client.send_message(QueueUrl=self.queue_url, MessageBody=body)
+
+    def active_move_task(self) -> dict[str, Any] | None:
+        tasks = self._client.list_message_move_tasks(
+            SourceArn=self._arn(self.dlq_url), MaxResults=10
+        ).get("Results", [])
+        for task in tasks:
+            if task.get("Status") in ACTIVE_MOVE_TASK_STATUSES:
+                return dict(task)
+        return None
+
+    def start_move_task(self, rate: int | None) -> str:
+        arguments: dict[str, Any] = {
+            "SourceArn": self._arn(self.dlq_url),
+            "DestinationArn": self._arn(self.queue_url),
+        }
+        if rate:
+            arguments["MaxNumberOfMessagesPerSecond"] = rate
+        return self._client.start_message_move_task(**arguments)["TaskHandle"]
+
+    def _arn(self, url: str) -> str:
+        if url not in self._arns:
+            self._arns[url] = self._client.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["QueueArn"]
+            )["Attributes"]["QueueArn"]
+        return self._arns[url]

@@ -405,7 +405,7 @@ def _dead_letter_queue(target: Target) -> DeadLetterQueue:
 
     target = target.with_queues()
     assert target.table_name and target.queue_url and target.dlq_url
-    return DeadLetterQueue(
+    return DeadLetterQueue.on_sqs(
         target.sqs(),
         DynamoDBJobStore(target.table_name, client=target.dynamodb()),
         dlq_url=target.dlq_url,

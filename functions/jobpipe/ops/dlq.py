@@ -33,13 +33,10 @@ from jobpipe.errors import IllegalTransitionError, InvalidJobIdError, JobError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
-    from jobpipe.ports import JobStore
+    from jobpipe.ports import DeadLetters, JobStore, ReceivedLetter
 
-ACTIVE_MOVE_TASK_STATUSES = frozenset({"RUNNING", "SCHEDULED", "CANCELLING"})
 MAX_MOVE_TASK_RATE = 500
-SQS_BATCH = 10
 ABANDONED = ErrorInfo("DeadLetteredError", "the message was moved to the dead-letter queue")
 
 
@@ -84,14 +81,9 @@ class DeadLetter:
     replays: int | None = None
 
     @classmethod
-    def from_message(cls, message: MessageTypeDef) -> DeadLetter:
-        attributes = {
-            name: value.get("StringValue")
-            for name, value in message.get("MessageAttributes", {}).items()
-        }
-        system = message.get("Attributes", {})
-        body = message.get("Body", "")
-        job_id, job_type = _identity_from_body(body)
+    def from_received(cls, letter: ReceivedLetter) -> DeadLetter:
+        attributes: dict[str, str | None] = dict(letter.attributes)
+        job_id, job_type = _identity_from_body(letter.body)
         job_id = _attribute(attributes, "job_id") or job_id
         try:
             job_id = check_job_id(job_id) if job_id else None
@@ -100,17 +92,17 @@ class DeadLetter:
         attempts = _attribute(attributes, "attempts")
         replays = _attribute(attributes, "replays")
         return cls(
-            message_id=message["MessageId"],
-            receipt_handle=message["ReceiptHandle"],
-            body=body,
+            message_id=letter.message_id,
+            receipt_handle=letter.receipt_handle,
+            body=letter.body,
             job_id=job_id,
             job_type=_attribute(attributes, "job_type") or job_type,
             error_type=_attribute(attributes, "error_type")
             or (None if attributes else "MaxReceiveCountExceeded"),
             error_message=_attribute(attributes, "error_message"),
             attempts=int(attempts) if attempts and attempts.isdigit() else None,
-            sent_at_ms=int(system.get("SentTimestamp", "0") or 0),
-            receive_count=int(system.get("ApproximateReceiveCount", "0") or 0),
+            sent_at_ms=letter.sent_at_ms,
+            receive_count=letter.receive_count,
             replays=int(replays) if replays and replays.isdigit() else None,
         )
 
@@ -226,20 +218,16 @@ class DeadLetterQueue:
 
     def __init__(
         self,
-        sqs: SQSClient,
+        letters: DeadLetters,
         store: JobStore,
         *,
-        dlq_url: str,
-        queue_url: str,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         wait_seconds: int = 1,
         visibility_seconds: int = 120,
     ) -> None:
-        self._sqs = sqs
+        self._letters = letters
         self._store = store
-        self.dlq_url = dlq_url
-        self.queue_url = queue_url
         self._clock = clock
         self._sleep = sleep
         # Long polls make SQS answer from all its servers: the first empty answer means empty.
@@ -299,12 +287,20 @@ class DeadLetterQueue:
             self._release([letter for letter in received if letter.message_id not in removed])
         return report
 
+    @classmethod
+    def on_sqs(
+        cls, sqs: SQSClient, store: JobStore, *, dlq_url: str, queue_url: str, **options: Any
+    ) -> DeadLetterQueue:
+        """The DLQ of a stack on SQS (the CLI's, and the tests')."""
+        from jobpipe.adapters.sqs import SQSDeadLetters
+
+        return cls(SQSDeadLetters(dlq_url, queue_url, sqs), store, **options)
+
     def replay_with_move_task(
         self, *, rate: float | None = None, dry_run: bool = False
     ) -> ReplayReport:
         """Reset every dead-lettered job, then let SQS move all the DLQ's messages back."""
-        dlq_arn = self._arn(self.dlq_url)
-        active = self.active_move_task(dlq_arn)
+        active = self.active_move_task()
         if active is not None:
             raise MoveTaskActiveError(active["Status"], active.get("TaskHandle", "?"))
         report = ReplayReport(dry_run=dry_run, method="move-task")
@@ -316,24 +312,14 @@ class DeadLetterQueue:
             self._release(received)
         if dry_run or not received:
             return report
-        arguments: dict[str, Any] = {
-            "SourceArn": dlq_arn,
-            "DestinationArn": self._arn(self.queue_url),
-        }
-        if rate:
-            arguments["MaxNumberOfMessagesPerSecond"] = max(1, min(MAX_MOVE_TASK_RATE, int(rate)))
-        report.task_handle = self._sqs.start_message_move_task(**arguments)["TaskHandle"]
+        limit = max(1, min(MAX_MOVE_TASK_RATE, int(rate))) if rate else None
+        report.task_handle = self._letters.start_move_task(limit)
         return report
 
-    def active_move_task(self, dlq_arn: str | None = None) -> dict[str, Any] | None:
+    def active_move_task(self) -> dict[str, Any] | None:
         """The move task running (or about to, or being cancelled) on the DLQ, if any."""
-        tasks = self._sqs.list_message_move_tasks(
-            SourceArn=dlq_arn or self._arn(self.dlq_url), MaxResults=10
-        ).get("Results", [])
-        for task in tasks:
-            if task.get("Status") in ACTIVE_MOVE_TASK_STATUSES:
-                return dict(task)
-        return None
+        task: dict[str, Any] | None = self._letters.active_move_task()
+        return task
 
     # --- one message -----------------------------------------------------------------------------
 
@@ -366,7 +352,7 @@ class DeadLetterQueue:
             # A worker started the job while this replay looked at it: its attempt goes on.
             return self._outcome(letter, Action.BUSY, "the job started meanwhile"), False
         # Send before delete: interrupted here, the message is in both queues, which is harmless.
-        self._sqs.send_message(QueueUrl=self.queue_url, MessageBody=job.message().to_body())
+        self._letters.send_back(job.message().to_body())
         self._delete(letter)
         return self._outcome(letter, action, _describe(job)), True
 
@@ -427,41 +413,23 @@ class DeadLetterQueue:
         message received is also added to `received`, yielded or not, for `_release`."""
         seen: set[str] = set()
         while True:
-            messages = self._sqs.receive_message(
-                QueueUrl=self.dlq_url,
-                MaxNumberOfMessages=SQS_BATCH,
-                VisibilityTimeout=self._visibility,
-                WaitTimeSeconds=self._wait,
-                MessageAttributeNames=["All"],
-                MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
-            ).get("Messages", [])
-            fresh = [m for m in messages if m["MessageId"] not in seen]
+            batch = self._letters.receive(
+                visibility_seconds=self._visibility, wait_seconds=self._wait
+            )
+            fresh = [m for m in batch if m.message_id not in seen]
             if not fresh:
                 return
-            letters = [DeadLetter.from_message(message) for message in fresh]
+            letters = [DeadLetter.from_received(message) for message in fresh]
             seen.update(letter.message_id for letter in letters)
             received.extend(letters)
             yield from letters
 
     def _release(self, letters: list[DeadLetter]) -> None:
         """Make messages this run looked at but left in the DLQ visible again."""
-        for start in range(0, len(letters), SQS_BATCH):
-            chunk = letters[start : start + SQS_BATCH]
-            self._sqs.change_message_visibility_batch(
-                QueueUrl=self.dlq_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": letter.receipt_handle, "VisibilityTimeout": 0}
-                    for i, letter in enumerate(chunk)
-                ],
-            )
+        self._letters.release([letter.receipt_handle for letter in letters])
 
     def _delete(self, letter: DeadLetter) -> None:
-        self._sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=letter.receipt_handle)
-
-    def _arn(self, url: str) -> str:
-        return self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        self._letters.delete(letter.receipt_handle)
 
     def _pace(self, started: float, done: int, rate: float) -> None:
         wait = started + done / rate - time.monotonic()
