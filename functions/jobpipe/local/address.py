@@ -7,6 +7,8 @@ own way (the stack then served where the CLI was not told to look)."""
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from jobpipe.errors import ConfigurationError
 
@@ -27,3 +29,19 @@ def port_from_env() -> int:
 
 def local_url(port: int) -> str:
     return f"http://{LOOPBACK}:{port}"
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """Where the local stack's parts are: what `GET /_local/config` answers, so that the CLI
+    can reach the queues (`jobpipe dlq ...`) knowing only the API's URL."""
+
+    api_url: str
+    aws_endpoint_url: str
+    region: str
+    table_name: str
+    queue_url: str
+    dlq_url: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

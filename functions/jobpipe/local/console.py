@@ -13,8 +13,10 @@ from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from jobpipe.local.address import DEFAULT_PORT, local_url
 
 if TYPE_CHECKING:
-    from jobpipe.local.stack import LocalConfig
+    from jobpipe.local.address import LocalConfig
 
+# Set for the local stack's worker processes when their logs go to a person's terminal.
+ENV_CONSOLE = "JOBPIPE_LOCAL_CONSOLE"
 _ARROW = "\N{RIGHTWARDS ARROW}"
 
 

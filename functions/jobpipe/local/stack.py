@@ -21,14 +21,14 @@ import signal
 import subprocess
 import sys
 import threading
-from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from jobpipe.api.identity import LOCAL_PRINCIPAL
 from jobpipe.local.address import DEFAULT_PORT, LOOPBACK
+from jobpipe.local.address import LocalConfig as LocalConfig
+from jobpipe.local.console import ENV_CONSOLE
 from jobpipe.local.gateway import LOCAL_CONFIG_PATH, Gateway
-from jobpipe.local.worker_process import ENV_CONSOLE
 from jobpipe.settings import ENV_LOCAL_PRINCIPAL
 from jobpipe.topology import TOPOLOGY
 
@@ -52,22 +52,6 @@ _CLEARED = (
     "AWS_ENDPOINT_URL_SQS",
     "AWS_ENDPOINT_URL_DYNAMODB",
 )
-
-
-@dataclass(frozen=True)
-class LocalConfig:
-    """Where the local stack's parts are: what `GET /_local/config` answers, so that the CLI
-    can reach the queues (`jobpipe dlq ...`) knowing only the API's URL."""
-
-    api_url: str
-    aws_endpoint_url: str
-    region: str
-    table_name: str
-    queue_url: str
-    dlq_url: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class LocalStack:

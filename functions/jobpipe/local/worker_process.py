@@ -17,8 +17,6 @@ import signal
 import sys
 import threading
 
-ENV_CONSOLE = "JOBPIPE_LOCAL_CONSOLE"
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -30,13 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     import boto3
 
     from jobpipe.handlers import worker
+    from jobpipe.local.console import ENV_CONSOLE, use_console_format
     from jobpipe.local.event_source import EventSourceMapping
     from jobpipe.settings import get_settings
     from jobpipe.topology import TOPOLOGY
 
     if os.environ.get(ENV_CONSOLE):
-        from jobpipe.local.console import use_console_format
-
         use_console_format()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
