@@ -889,17 +889,18 @@ def _run(
     cancel_answers: dict[str, str] = {}
 
     def cancel(job_id: str) -> str:
-        """The owner cancels, racing the workers' start."""
-        from jobpipe.cancel.service import CancelService
-        from jobpipe.errors import JobFinishedError, ServiceUnavailableError
+        """The owner cancels over HTTP, racing the workers' start."""
+        from jobpipe.client import ApiError
 
         for _ in range(7):
             try:
-                return CancelService(store).cancel(LOCAL_PRINCIPAL, job_id).status.value
-            except JobFinishedError:
-                return "finished"
-            except ServiceUnavailableError:
-                time.sleep(0.5)
+                return client.cancel(job_id).status
+            except ApiError as error:
+                if error.status == 409:
+                    return "finished"
+                if error.status != 503:
+                    raise
+                time.sleep(error.retry_after or 0.5)
         return "unknown"
 
     from jobpipe.api.identity import LOCAL_PRINCIPAL
