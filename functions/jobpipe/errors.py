@@ -63,6 +63,18 @@ class ParamsTooLargeError(RequestTooLargeError):
         self.limit = limit
 
 
+class WorkflowTooLargeError(RequestTooLargeError):
+    """A workflow with more steps than one workflow may have."""
+
+    def __init__(self, steps: int, limit: int) -> None:
+        JobError.__init__(
+            self,
+            f"the workflow has more than {limit} steps; split it into workflows of at most {limit}",
+        )
+        self.size = steps
+        self.limit = limit
+
+
 class InvalidRequestError(JobError):
     """The request is well-formed JSON but does not satisfy the contract (422)."""
 
@@ -87,6 +99,11 @@ class InvalidParamsError(InvalidRequestError):
     """The params do not satisfy the job type's model."""
 
 
+class InvalidWorkflowError(InvalidRequestError):
+    """A workflow's tree is malformed, or one of its steps is invalid (the error names its
+    path)."""
+
+
 class InvalidJobIdError(JobError):
     """A job id that is not a job id at all."""
 
@@ -97,6 +114,10 @@ class UnidentifiedCallerError(JobError):
 
 class JobNotFoundError(JobError):
     """No such job (or not one the caller may see)."""
+
+
+class WorkflowNotFoundError(JobNotFoundError):
+    """No such workflow (or not one the caller may see)."""
 
 
 class JobFinishedError(JobError):

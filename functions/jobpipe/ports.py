@@ -7,12 +7,16 @@ Each has a real adapter (`adapters.dynamodb`, `adapters.sqs`) and an in-memory f
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jobpipe.domain.job import Job
+from jobpipe.domain.record import WORKFLOW_PREFIX
 from jobpipe.domain.states import JobStatus, Transition
+
+if TYPE_CHECKING:
+    from jobpipe.domain.workflow import Workflow
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,23 @@ class StuckJob:
         return self.status is JobStatus.PENDING or self.attempts < self.max_attempts
 
 
+@dataclass(frozen=True)
+class FollowUp:
+    """An item whose follow-up is due (the outbox index): a job that ended, or a workflow whose
+    creation may be unfinished. Index reads are eventually consistent: the follow-up re-checks."""
+
+    key: str
+    due: int
+
+    @property
+    def workflow_id(self) -> str | None:
+        return (
+            self.key.removeprefix(WORKFLOW_PREFIX) if self.key.startswith(WORKFLOW_PREFIX) else None
+        )
+
+
 class JobStore(ABC):
-    """Jobs, and the Idempotency-Keys that point at them."""
+    """Jobs, workflows, and the Idempotency-Keys that point at them."""
 
     @abstractmethod
     def create(self, job: Job) -> None:
@@ -51,6 +70,36 @@ class JobStore(ABC):
     @abstractmethod
     def get(self, job_id: str) -> Job | None:
         """The job, or None (also when its retention has expired)."""
+
+    @abstractmethod
+    def create_many(self, jobs: Sequence[Job]) -> None:
+        """Write each of `jobs` that does not exist yet, conditionally, leaving any that exists
+        as it stands (a retried request writes the same jobs again). Not atomic as a whole: a
+        failure part-way leaves some written, and writing them all again finishes the work."""
+
+    @abstractmethod
+    def get_many(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        """The jobs among `job_ids` that exist, by id (strongly consistent reads)."""
+
+    # --- workflows ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def create_workflow(self, workflow: Workflow) -> Workflow | None:
+        """Write a new workflow; if one with its id exists, return that one (unchanged)."""
+
+    @abstractmethod
+    def get_workflow(self, workflow_id: str) -> Workflow | None:
+        """The workflow, or None (also when its retention has expired)."""
+
+    @abstractmethod
+    def apply_workflow(self, transition: Transition, workflow_id: str, /, **args: Any) -> Workflow:
+        """One conditional write to a workflow (a transition of `WORKFLOW_TRANSITIONS`), as
+        `apply` is to a job; the answer is the workflow after the write."""
+
+    @abstractmethod
+    def followups_due(self, *, before_ms: int, limit: int) -> Iterator[FollowUp]:
+        """Items whose follow-up has been due since before `before_ms`, oldest first, at most
+        `limit` (a query of the outbox index, never a scan)."""
 
     @abstractmethod
     def delete_pending(self, job_id: str) -> bool:
@@ -97,6 +146,11 @@ class JobStore(ABC):
 class JobQueue(Protocol):
     def send(self, body: str, *, delay_seconds: int = 0) -> str:
         """Send a message to the jobs queue (hidden for up to 900 s); returns its message id."""
+        ...
+
+    def send_many(self, bodies: list[str]) -> None:
+        """Send messages to the jobs queue, in batches; raises QueueError if some could not be
+        sent (sending them all again is harmless)."""
         ...
 
     def send_to_dlq(self, body: str, attributes: dict[str, str]) -> str:

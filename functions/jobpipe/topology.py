@@ -53,6 +53,14 @@ class TableShape:
     # Projected into the lease index: the reaper tells a job with attempts left from one
     # without, without reading it. Both change only when the lease does, so this costs no write.
     lease_index_attributes: tuple[str, ...] = ("attempts", "max_attempts")
+    # The outbox: what must follow a write and may have been cut off — a workflow member's end
+    # (releasing the next step), a workflow's creation (its members, its first steps queued).
+    # Sparse twice over: only items that have follow-ups carry `outbox_key` (a shard), and only
+    # while one is due do they carry `outbox_due`; a job with no follow-ups costs it nothing.
+    outbox_index: str = "by_outbox"
+    outbox_index_partition_key: str = "outbox_key"
+    outbox_index_sort_key: str = "outbox_due"
+    outbox_shards: int = 8
 
     def indexes(self) -> tuple[IndexShape, ...]:
         return (
@@ -78,6 +86,13 @@ class TableShape:
                 "N",
                 "KEYS_ONLY",
             ),
+            IndexShape(
+                self.outbox_index,
+                self.outbox_index_partition_key,
+                self.outbox_index_sort_key,
+                "N",
+                "KEYS_ONLY",
+            ),
         )
 
 
@@ -95,6 +110,20 @@ class ItemBudget:
     reserve_bytes: int = 48 * 1024
     # A result is at most this, and at most what the item has left after params and the reserve.
     result_cap_bytes: int = 100 * 1024
+
+
+@dataclass(frozen=True)
+class WorkflowShape:
+    """How large a workflow may be."""
+
+    # Steps in one workflow: each is a job, written when the workflow is submitted.
+    max_members: int = 2000
+    # Nesting of chains, groups and chords.
+    max_depth: int = 16
+    # What one step receives from its predecessors (their results, as stored JSON): a chord's
+    # body gets every header result. Past it the step fails (InputError) and so does its
+    # workflow.
+    input_limit_bytes: int = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -174,6 +203,11 @@ class ReaperShape:
     pending_grace_seconds: int = 15 * 60
     # Bounded work per run: what is left is found by the next run.
     max_jobs_per_run: int = 200
+    # A follow-up (a workflow's next step, a workflow's creation) is done right after the write
+    # that makes it due; one still due this long after was cut off, and the reaper does it.
+    followup_grace_seconds: int = 120
+    # Follow-ups done per run, beside the stuck jobs.
+    max_followups_per_run: int = 200
 
 
 @dataclass(frozen=True)
@@ -206,6 +240,7 @@ class MetricNames:
 class Topology:
     table: TableShape = TableShape()
     item: ItemBudget = ItemBudget()
+    workflow: WorkflowShape = WorkflowShape()
     aws_client: ClientShape = ClientShape()
     queue: QueueShape = QueueShape()
     worker: WorkerShape = WorkerShape()

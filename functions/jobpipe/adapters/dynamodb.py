@@ -9,14 +9,16 @@ its outcome.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from jobpipe.domain.expressions import (
     Add,
+    AddToSet,
     All,
     Append,
     Arg,
@@ -36,18 +38,37 @@ from jobpipe.domain.expressions import (
     apply_changes,
 )
 from jobpipe.domain.job import Job
-from jobpipe.domain.record import KEY, LEASE, PENDING_SINCE, TTL, from_record, to_record
+from jobpipe.domain.record import (
+    KEY,
+    LEASE,
+    OUTBOX_DUE,
+    OUTBOX_KEY,
+    PENDING_SINCE,
+    TTL,
+    from_record,
+    to_record,
+    workflow_from_record,
+    workflow_key,
+    workflow_to_record,
+)
 from jobpipe.domain.states import SUCCEED, JobStatus, Transition
 from jobpipe.errors import IllegalTransitionError, StoreError
-from jobpipe.ports import JobStore, KeyClaim, StuckJob
+from jobpipe.ports import FollowUp, JobStore, KeyClaim, StuckJob
 from jobpipe.topology import TOPOLOGY, ItemBudget
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from jobpipe.domain.workflow import Workflow
+
 # Pages of an index query: small, since the reaper claims each job it reads with a write.
 QUERY_PAGE = 50
 KEY_RETENTION_SECONDS = 24 * 3600
+# DynamoDB's limits: actions per TransactWriteItems, keys per BatchGetItem.
+TRANSACTION_ITEMS = 100
+BATCH_GET_KEYS = 100
+# BatchGetItem may leave keys unprocessed (throttling): asked again this many times.
+UNPROCESSED_TRIES = 8
 
 Item = dict[str, Any]
 
@@ -59,6 +80,8 @@ def to_attribute(value: Any) -> dict[str, Any]:
     """A plain value as a DynamoDB attribute value."""
     if isinstance(value, bool):
         return {"BOOL": value}
+    if isinstance(value, set | frozenset):
+        return {"NS": sorted(str(v) for v in value)}
     if isinstance(value, int | float):
         return {"N": str(value) if isinstance(value, int) else repr(value)}
     if isinstance(value, str):
@@ -81,6 +104,8 @@ def from_attribute(attribute: Mapping[str, Any]) -> Any:
         return {k: from_attribute(v) for k, v in raw.items()}
     if kind == "NULL":
         return None
+    if kind == "NS":
+        return {int(v) if v.lstrip("-").isdigit() else float(v) for v in raw}
     return raw  # S, BOOL, B
 
 
@@ -194,6 +219,9 @@ class _Expression:
                 sets.append(f"{field} = list_append(if_not_exists({field}, {empty}), {new})")
             elif isinstance(change, Add):
                 adds.append(f"{self.name(change.field)} {self.value(change.amount)}")
+            elif isinstance(change, AddToSet):
+                member = self.args[change.value.name]
+                adds.append(f"{self.name(change.field)} {self.value({member})}")
             elif isinstance(change, Remove):
                 removes.append(self.name(change.field))
         parts = [
@@ -252,6 +280,60 @@ class DynamoDBJobStore(JobStore):
         # TTL deletion is lazy: an expired job may still be read; it is gone to callers.
         return None if job.expires_at < time.time() else job
 
+    def create_many(self, jobs: Sequence[Job]) -> None:
+        for start in range(0, len(jobs), TRANSACTION_ITEMS):
+            chunk = jobs[start : start + TRANSACTION_ITEMS]
+            puts = [
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": to_item(to_record(job)),
+                        "ConditionExpression": f"attribute_not_exists({KEY})",
+                    }
+                }
+                for job in chunk
+            ]
+            try:
+                self._client.transact_write_items(TransactItems=puts)  # type: ignore[arg-type]
+            except self._client.exceptions.TransactionCanceledException:
+                # Some exist already (an earlier try of the same request wrote them): write the
+                # others one by one, each still only if it does not exist.
+                for job in chunk:
+                    with contextlib.suppress(IllegalTransitionError):
+                        self.create(job)
+            except Exception as exc:
+                raise _store_error("TransactWriteItems", exc) from exc
+
+    def get_many(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        found: dict[str, Job] = {}
+        for item in self._batch_get(list(dict.fromkeys(job_ids))):
+            if "status" in item and "workflow_owner" not in item:
+                job = from_record(to_record_of_item(item))
+                if job.expires_at >= time.time():
+                    found[job.job_id] = job
+        return found
+
+    def _batch_get(self, keys: list[str]) -> Iterator[Item]:
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            request: Any = {
+                self._table: {
+                    "Keys": [{KEY: {"S": key}} for key in keys[start : start + BATCH_GET_KEYS]],
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(UNPROCESSED_TRIES):
+                try:
+                    response = self._client.batch_get_item(RequestItems=request)
+                except Exception as exc:
+                    raise _store_error("BatchGetItem", exc) from exc
+                yield from response.get("Responses", {}).get(self._table, [])
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            if request:
+                raise StoreError("DynamoDB BatchGetItem left keys unprocessed")
+
     def delete_pending(self, job_id: str) -> bool:
         try:
             self._client.delete_item(
@@ -301,39 +383,114 @@ class DynamoDBJobStore(JobStore):
     def result_budget(self, running: Job) -> int:
         return result_budget(running)
 
+    # --- workflows -----------------------------------------------------------------------------
+
+    def create_workflow(self, workflow: Workflow) -> Workflow | None:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=to_item(workflow_to_record(workflow)),
+                ConditionExpression=f"attribute_not_exists({KEY})",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            old = cast(Item, exc.response.get("Item") or {})
+            return workflow_from_record(to_record_of_item(old))
+        except Exception as exc:
+            raise _store_error("PutItem", exc) from exc
+        return None
+
+    def get_workflow(self, workflow_id: str) -> Workflow | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._table,
+                Key={KEY: {"S": workflow_key(workflow_id)}},
+                ConsistentRead=True,
+            )
+        except Exception as exc:
+            raise _store_error("GetItem", exc) from exc
+        item = response.get("Item")
+        if not item:
+            return None
+        workflow = workflow_from_record(to_record_of_item(item))
+        return None if workflow.expires_at < time.time() else workflow
+
+    def apply_workflow(self, transition: Transition, workflow_id: str, /, **args: Any) -> Workflow:
+        args = self._with_retention(transition, args)
+        record = self._update(
+            workflow_key(workflow_id), workflow_id, transition, args, workflow_from_record
+        )
+        return workflow_from_record(record)
+
+    def followups_due(self, *, before_ms: int, limit: int) -> Iterator[FollowUp]:
+        table = TOPOLOGY.table
+        shards = [
+            self._query_shard(
+                table.outbox_index,
+                OUTBOX_KEY,
+                OUTBOX_DUE,
+                f"outbox#{shard}",
+                before_ms,
+                limit,
+            )
+            for shard in range(table.outbox_shards)
+        ]
+        merged = heapq.merge(*shards, key=lambda item: int(item[OUTBOX_DUE]["N"]))
+        for item in itertools.islice(merged, limit):
+            yield FollowUp(key=item[KEY]["S"], due=int(item[OUTBOX_DUE]["N"]))
+
     # --- transitions ---------------------------------------------------------------------------
 
     def apply(self, transition: Transition, job: str | Job, /, **args: Any) -> Job:
         known = job if isinstance(job, Job) else None
         job_id = known.job_id if known is not None else cast(str, job)
         args = self._with_retention(transition, args)
+        if known is not None:
+            self._update(job_id, job_id, transition, args, from_record, returns=False)
+            # The job after the write, worked out from the job the caller holds (fenced by the
+            # condition) instead of read back.
+            return from_record(apply_changes(transition.writes, to_record(known), args))
+        return from_record(self._update(job_id, job_id, transition, args, from_record))
+
+    def _update(
+        self,
+        key: str,
+        name: str,
+        transition: Transition,
+        args: dict[str, Any],
+        parse: Callable[[Record], object],
+        *,
+        returns: bool = True,
+    ) -> Record:
+        """One conditional UpdateItem of the item `key`: its record after the write (empty when
+        not `returns`). A refusal raises IllegalTransitionError with the item as it stood,
+        parsed by `parse`."""
         expression = _Expression(args)
         condition = expression.condition(transition.condition)
         update = expression.update(transition.writes)
         try:
             response = self._client.update_item(
                 TableName=self._table,
-                Key={KEY: {"S": job_id}},
+                Key={KEY: {"S": key}},
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=expression.names,
                 ExpressionAttributeValues=expression.values,
-                # The job after the write: worked out from the job the caller holds (fenced by
-                # the condition), or read back in the same request.
-                ReturnValues="NONE" if known is not None else "ALL_NEW",
+                ReturnValues="ALL_NEW" if returns else "NONE",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except self._client.exceptions.ConditionalCheckFailedException as exc:
             old = cast(Item | None, exc.response.get("Item"))
-            current = from_record(to_record_of_item(old)) if old and "status" in old else None
+            record = to_record_of_item(old) if old and "status" in old else None
             raise IllegalTransitionError(
-                job_id, transition.name, current.status.value if current else None, current
+                name,
+                transition.name,
+                record["status"] if record else None,
+                parse(record) if record else None,
             ) from None
         except Exception as exc:
             raise _store_error("UpdateItem", exc) from exc
-        if known is not None:
-            return from_record(apply_changes(transition.writes, to_record(known), args))
-        return from_record(to_record_of_item(response["Attributes"]))
+        return to_record_of_item(response["Attributes"]) if returns else {}
 
     def _with_retention(self, transition: Transition, args: dict[str, Any]) -> dict[str, Any]:
         missing = transition.args - set(args)
@@ -370,15 +527,16 @@ class DynamoDBJobStore(JobStore):
     ) -> Iterator[Item]:
         """Items of one job type in a sparse index with a sort key below `before_ms`, oldest
         first across the type's shards, page by page, at most `limit`."""
+        partition = TOPOLOGY.table.stuck_index_partition_key
         shards = [
-            self._query_shard(index, sort_key, f"{job_type}#{shard}", before_ms, limit)
+            self._query_shard(index, partition, sort_key, f"{job_type}#{shard}", before_ms, limit)
             for shard in range(TOPOLOGY.table.stuck_index_shards)
         ]
         merged = heapq.merge(*shards, key=lambda item: int(item[sort_key]["N"]))
         yield from itertools.islice(merged, limit)
 
     def _query_shard(
-        self, index: str, sort_key: str, key: str, before_ms: int, limit: int
+        self, index: str, partition: str, sort_key: str, key: str, before_ms: int, limit: int
     ) -> Iterator[Item]:
         start: Item | None = None
         left = limit
@@ -391,10 +549,7 @@ class DynamoDBJobStore(JobStore):
                     TableName=self._table,
                     IndexName=index,
                     KeyConditionExpression="#key = :key AND #since < :before",
-                    ExpressionAttributeNames={
-                        "#key": TOPOLOGY.table.stuck_index_partition_key,
-                        "#since": sort_key,
-                    },
+                    ExpressionAttributeNames={"#key": partition, "#since": sort_key},
                     ExpressionAttributeValues={
                         ":key": {"S": key},
                         ":before": {"N": str(before_ms)},

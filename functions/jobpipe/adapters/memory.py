@@ -6,20 +6,35 @@ contract tests against both, so the fakes cannot drift.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobpipe.domain.expressions import Record, apply_changes, holds
 from jobpipe.domain.job import Job
-from jobpipe.domain.record import KEY, LEASE, PENDING_SINCE, from_record, to_record
+from jobpipe.domain.record import (
+    KEY,
+    LEASE,
+    OUTBOX_DUE,
+    OUTBOX_KEY,
+    PENDING_SINCE,
+    from_record,
+    to_record,
+    workflow_from_record,
+    workflow_key,
+    workflow_to_record,
+)
 from jobpipe.domain.states import JobStatus, Transition
 from jobpipe.errors import IllegalTransitionError, QueueError
-from jobpipe.ports import JobStore, KeyClaim, StuckJob
+from jobpipe.ports import FollowUp, JobStore, KeyClaim, StuckJob
 from jobpipe.topology import TOPOLOGY
+
+if TYPE_CHECKING:
+    from jobpipe.domain.workflow import Workflow
 
 KEY_RETENTION_MS = 24 * 3600 * 1000
 
@@ -31,8 +46,11 @@ class InMemoryJobStore(JobStore):
     def __init__(self, *, retention_days: int = TOPOLOGY.retention_days) -> None:
         self._retention_s = retention_days * 86400
         self.records: dict[str, Record] = {}
+        self.workflow_records: dict[str, Record] = {}
         self.keys: dict[str, tuple[KeyClaim, int]] = {}
         self.writes = 0
+        # Writes by item key (a test counts the writes one item takes).
+        self.writes_to: dict[str, int] = {}
         self._lock = threading.Lock()
 
     @property
@@ -40,9 +58,13 @@ class InMemoryJobStore(JobStore):
         """Every job held, as stored (expired ones included)."""
         return {job_id: from_record(record) for job_id, record in list(self.records.items())}
 
+    def _count(self, key: str) -> None:
+        self.writes += 1
+        self.writes_to[key] = self.writes_to.get(key, 0) + 1
+
     def create(self, job: Job) -> None:
         with self._lock:
-            self.writes += 1
+            self._count(job.job_id)
             if job.job_id in self.records:
                 raise IllegalTransitionError(job.job_id, "create", "existing")
             self.records[job.job_id] = to_record(job)
@@ -53,6 +75,15 @@ class InMemoryJobStore(JobStore):
             return None
         job = from_record(record)
         return None if job.expires_at < time.time() else job
+
+    def create_many(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            with contextlib.suppress(IllegalTransitionError):
+                self.create(job)
+
+    def get_many(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        found = {job_id: self.get(job_id) for job_id in dict.fromkeys(job_ids)}
+        return {job_id: job for job_id, job in found.items() if job is not None}
 
     def delete_pending(self, job_id: str) -> bool:
         with self._lock:
@@ -82,26 +113,77 @@ class InMemoryJobStore(JobStore):
 
     def apply(self, transition: Transition, job: str | Job, /, **args: Any) -> Job:
         job_id = job.job_id if isinstance(job, Job) else job
+        args = self._with_retention(transition, args)
+        after = self._update(self.records, job_id, job_id, transition, args, from_record)
+        if isinstance(job, Job):
+            # As the DynamoDB store answers: the caller's copy with this write's changes.
+            return from_record(apply_changes(transition.writes, to_record(job), args))
+        return from_record(after)
+
+    def _with_retention(self, transition: Transition, args: dict[str, Any]) -> dict[str, Any]:
         missing = transition.args - set(args)
         if missing:
             raise TypeError(f"{transition.name} needs {', '.join(sorted(missing))}")
         if transition.stamps:
-            args = {**args, "expires_at": args["now"] // 1000 + self._retention_s}
+            return {**args, "expires_at": args["now"] // 1000 + self._retention_s}
+        return args
+
+    def _update(
+        self,
+        records: dict[str, Record],
+        key: str,
+        name: str,
+        transition: Transition,
+        args: dict[str, Any],
+        parse: Any,
+    ) -> Record:
         with self._lock:
-            self.writes += 1
-            record = self.records.get(job_id)
+            self._count(key)
+            record = records.get(key)
             if record is None:
-                raise IllegalTransitionError(job_id, transition.name, None)
+                raise IllegalTransitionError(name, transition.name, None)
             if not holds(transition.condition, record, args):
-                raise IllegalTransitionError(
-                    job_id, transition.name, record["status"], from_record(record)
-                )
+                raise IllegalTransitionError(name, transition.name, record["status"], parse(record))
             after = apply_changes(transition.writes, record, args)
-            self.records[job_id] = after
-            if isinstance(job, Job):
-                # As the DynamoDB store answers: the caller's copy with this write's changes.
-                return from_record(apply_changes(transition.writes, to_record(job), args))
-            return from_record(after)
+            records[key] = after
+            return after
+
+    # --- workflows ------------------------------------------------------------------------------
+
+    def create_workflow(self, workflow: Workflow) -> Workflow | None:
+        key = workflow_key(workflow.workflow_id)
+        with self._lock:
+            self._count(key)
+            existing = self.workflow_records.get(key)
+            if existing is not None:
+                return workflow_from_record(existing)
+            self.workflow_records[key] = workflow_to_record(workflow)
+            return None
+
+    def get_workflow(self, workflow_id: str) -> Workflow | None:
+        record = self.workflow_records.get(workflow_key(workflow_id))
+        if record is None:
+            return None
+        workflow = workflow_from_record(record)
+        return None if workflow.expires_at < time.time() else workflow
+
+    def apply_workflow(self, transition: Transition, workflow_id: str, /, **args: Any) -> Workflow:
+        args = self._with_retention(transition, args)
+        key = workflow_key(workflow_id)
+        after = self._update(
+            self.workflow_records, key, workflow_id, transition, args, workflow_from_record
+        )
+        return workflow_from_record(after)
+
+    def followups_due(self, *, before_ms: int, limit: int) -> Iterator[FollowUp]:
+        records = [*list(self.records.values()), *list(self.workflow_records.values())]
+        due = sorted(
+            (r[OUTBOX_DUE], r[KEY])
+            for r in records
+            if OUTBOX_KEY in r and OUTBOX_DUE in r and r[OUTBOX_DUE] < before_ms
+        )
+        for at, key in due[:limit]:
+            yield FollowUp(key=key, due=at)
 
     # --- stuck jobs: the DynamoDB store's sparse indexes, by a scan of the records ------------
 
@@ -152,6 +234,10 @@ class InMemoryJobQueue:
         message = SentMessage(f"m-{next(self._ids)}", body, delay_seconds=delay_seconds)
         self.messages.append(message)
         return message.message_id
+
+    def send_many(self, bodies: list[str]) -> None:
+        for body in bodies:
+            self.send(body)
 
     def send_to_dlq(self, body: str, attributes: dict[str, str]) -> str:
         message = SentMessage(f"d-{next(self._ids)}", body, dict(attributes))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
 # minutes (a later minute may not be published yet).
 AGE_WINDOW_SECONDS = 300
 AGE_METRIC = "ApproximateAgeOfOldestMessage"
+# SendMessageBatch takes at most 10 entries; a failed entry is sent again this many times.
+BATCH_ENTRIES = 10
+BATCH_TRIES = 4
 
 
 class SQSJobQueue:
@@ -48,6 +52,31 @@ class SQSJobQueue:
             )["MessageId"]
         except Exception as exc:
             raise _queue_error("SendMessage", exc) from exc
+
+    def send_many(self, bodies: list[str]) -> None:
+        """Send every body, ten to a SendMessageBatch. SQS answers each entry on its own (a batch
+        that succeeds may hold failed entries): those are sent again; any still failing raises
+        QueueError, and sending all of them again is harmless (the worker runs a job once per
+        attempt, however many messages it has)."""
+        for start in range(0, len(bodies), BATCH_ENTRIES):
+            entries = {
+                str(index): body for index, body in enumerate(bodies[start : start + BATCH_ENTRIES])
+            }
+            for attempt in range(BATCH_TRIES):
+                try:
+                    response = self._client.send_message_batch(
+                        QueueUrl=self._queue_url,
+                        Entries=[{"Id": key, "MessageBody": body} for key, body in entries.items()],
+                    )
+                except Exception as exc:
+                    raise _queue_error("SendMessageBatch", exc) from exc
+                failed = {entry["Id"] for entry in response.get("Failed", [])}
+                entries = {key: body for key, body in entries.items() if key in failed}
+                if not entries:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            if entries:
+                raise QueueError(f"SQS SendMessageBatch failed for {len(entries)} entries")
 
     def send_to_dlq(self, body: str, attributes: dict[str, str]) -> str:
         try:

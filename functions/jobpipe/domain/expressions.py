@@ -1,8 +1,8 @@
 """The small language a transition is declared in: conditions on a job's stored record and the
 changes a write makes to it.
 
-A record is a job as stored: a flat mapping of attribute names to plain values (str, int,
-bool, lists and maps of them). The same declaration is
+A record is a job (or a workflow) as stored: a flat mapping of attribute names to plain values
+(str, int, bool, lists and maps of them, sets of numbers). The same declaration is
 - evaluated here, in Python, on a record (the in-memory store applies transitions this way, and
   the DynamoDB store computes the job after an outcome write without reading it back), and
 - compiled by the DynamoDB store into one conditional UpdateItem.
@@ -175,6 +175,15 @@ class Append:
 
 
 @dataclass(frozen=True)
+class AddToSet:
+    """Add the number `value` to the field's set of numbers (a missing one counts as empty).
+    Adding a member twice changes nothing: a write that counts an arrival can be repeated."""
+
+    field: str
+    value: Arg
+
+
+@dataclass(frozen=True)
 class Remove:
     field: str
 
@@ -187,7 +196,7 @@ class SetIfGiven:
     value: Arg
 
 
-Change = Set | Add | Append | Remove | SetIfGiven
+Change = Set | Add | AddToSet | Append | Remove | SetIfGiven
 
 
 def apply_changes(
@@ -207,6 +216,8 @@ def apply_changes(
             after[change.field] = record.get(change.field, 0) + change.amount
         elif isinstance(change, Append):
             after[change.field] = [*record.get(change.field, []), *args[change.value.name]]
+        elif isinstance(change, AddToSet):
+            after[change.field] = {*record.get(change.field, ()), args[change.value.name]}
         else:
             after.pop(change.field, None)
     return after
@@ -227,7 +238,7 @@ def args_of(*parts: Condition | Change | Value) -> frozenset[str]:
         elif isinstance(node, All | AnyOf):
             for part in node.parts:
                 visit(part)
-        elif isinstance(node, Set | SetIfGiven | Append):
+        elif isinstance(node, Set | SetIfGiven | Append | AddToSet):
             visit(node.value)
 
     for part in parts:

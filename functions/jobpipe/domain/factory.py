@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobpipe.domain.job import Job, fingerprint, new_job_id, payload_of
+from jobpipe.domain.job import Job, Step, fingerprint, new_job_id, payload_of
 from jobpipe.domain.registry import JobType
 from jobpipe.domain.states import JobStatus
 
@@ -18,17 +18,21 @@ def new_job(
     now_ms: int,
     retention_seconds: int,
     job_id: str | None = None,
+    step: Step | None = None,
 ) -> Job:
-    """A `pending` job of `job_type` with `params` as its model dumped them (JSON values).
+    """A `pending` job of `job_type` with `params` as its model dumped them (JSON values) — or,
+    for a workflow's step that waits for others (`step.inputs`), a `waiting` one.
 
     Its payload hash covers type and params: the worker refuses a message whose payload differs
     from the job's. It is kept for `retention_seconds` after its last change."""
+    waits = step is not None and step.inputs is not None
     return Job(
         job_id=job_id or new_job_id(),
         type=job_type.name,
         params=params,
         owner=owner,
-        status=JobStatus.PENDING,
+        status=JobStatus.WAITING if waits else JobStatus.PENDING,
+        step=step,
         created_at=now_ms,
         updated_at=now_ms,
         expires_at=now_ms // 1000 + retention_seconds,

@@ -99,6 +99,52 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class Waiter:
+    """What waits for a job's end: a later step of its workflow, or (`job_id` None) the
+    workflow itself, whose result it is part of."""
+
+    job_id: str | None
+    # The job's place among everything the waiter waits for (its input, in order).
+    position: int
+    # The waiter runs whatever the job's outcome (it receives outcomes, not results).
+    takes_outcomes: bool
+    # How many jobs the waiter waits for: one is released at once, more are counted.
+    wait_count: int
+
+
+@dataclass(frozen=True)
+class Cause:
+    """The member whose failure (or cancel) ended a workflow, or a step that never ran."""
+
+    type: str
+    message: str
+    job_id: str
+    path: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "type": self.type,
+            "message": self.message,
+            "job_id": self.job_id,
+            "path": self.path,
+        }
+
+
+@dataclass(frozen=True)
+class Step:
+    """A job's place in its workflow."""
+
+    workflow_id: str
+    # Where it sits in the workflow's tree, e.g. `chord.header[3]`.
+    path: str
+    # What it receives from its predecessors, by reference: None (it starts the workflow), a job
+    # id, or a list of them (nested as the tree nests).
+    inputs: Any = None
+    takes_outcomes: bool = False
+    waiters: tuple[Waiter, ...] = ()
+
+
+@dataclass(frozen=True)
 class Job:
     """A job as stored. Times are epoch milliseconds."""
 
@@ -130,6 +176,18 @@ class Job:
     prior_attempts: int = 0
     cancel_requested: bool = False
     progress: Progress | None = None
+    # Its workflow, for a workflow's member.
+    step: Step | None = None
+    # The positions of the predecessors counted so far (a waiting step).
+    arrived: frozenset[int] = frozenset()
+    # Why a step ended without running: the member that failed first.
+    cause: Cause | None = None
+    # When it ended, while what follows its end is still to do.
+    outbox_due: int | None = None
+
+    @property
+    def workflow_id(self) -> str | None:
+        return self.step.workflow_id if self.step is not None else None
 
     @property
     def is_terminal(self) -> bool:

@@ -11,31 +11,44 @@ from __future__ import annotations
 
 import json
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobpipe.domain.expressions import Record
 from jobpipe.domain.job import (
     MAX_ERRORS_KEPT,
     AttemptError,
+    Cause,
     ErrorInfo,
     Job,
     Progress,
+    Step,
+    Waiter,
     stored_json,
 )
-from jobpipe.domain.states import JobStatus
+from jobpipe.domain.states import JobStatus, WorkflowStatus
 from jobpipe.topology import TOPOLOGY
+
+if TYPE_CHECKING:
+    from jobpipe.domain.workflow import Workflow
 
 KEY = TOPOLOGY.table.partition_key
 PENDING_SINCE = TOPOLOGY.table.pending_index_sort_key
 LEASE = TOPOLOGY.table.lease_index_sort_key
 REAP_KEY = TOPOLOGY.table.stuck_index_partition_key
 TTL = TOPOLOGY.table.ttl_attribute
+OUTBOX_KEY = TOPOLOGY.table.outbox_index_partition_key
+OUTBOX_DUE = TOPOLOGY.table.outbox_index_sort_key
 
 
 def reap_key(job_type: str, job_id: str, shards: int = TOPOLOGY.table.stuck_index_shards) -> str:
     """The job's partition in the reaper's indexes: its type and a shard taken from its id, so
     that one busy type does not make one hot partition."""
     return f"{job_type}#{zlib.crc32(job_id.encode()) % shards}"
+
+
+def outbox_key(item_key: str, shards: int = TOPOLOGY.table.outbox_shards) -> str:
+    """The item's partition in the outbox index: one of a few shards, taken from its key."""
+    return f"outbox#{zlib.crc32(item_key.encode()) % shards}"
 
 
 def to_record(job: Job) -> Record:
@@ -74,9 +87,51 @@ def to_record(job: Job) -> Record:
         "dlq_sent": True if job.dead_letter_sent else None,
         "cancel_requested": True if job.cancel_requested else None,
         "progress": progress_entry(job.progress) if job.progress is not None else None,
+        "arrived": set(job.arrived) or None,
+        "cause": job.cause.as_dict() if job.cause is not None else None,
+        OUTBOX_DUE: job.outbox_due,
     }
+    if job.step is not None:
+        optional.update(_step_entries(job.step))
+        # A member has follow-ups: its end releases what waits for it.
+        optional[OUTBOX_KEY] = outbox_key(job.job_id)
     record.update({name: value for name, value in optional.items() if value is not None})
     return record
+
+
+def _step_entries(step: Step) -> dict[str, Any]:
+    return {
+        "workflow_id": step.workflow_id,
+        "path": step.path,
+        "inputs": stored_json(step.inputs) if step.inputs is not None else None,
+        "takes_outcomes": True if step.takes_outcomes else None,
+        "waiters": stored_json(
+            [
+                [w.job_id or "", w.position, int(w.takes_outcomes), w.wait_count]
+                for w in step.waiters
+            ]
+        )
+        if step.waiters
+        else None,
+    }
+
+
+def _step(record: Record) -> Step | None:
+    workflow_id = record.get("workflow_id")
+    if workflow_id is None:
+        return None
+    inputs = record.get("inputs")
+    waiters = json.loads(record["waiters"]) if "waiters" in record else []
+    return Step(
+        workflow_id=workflow_id,
+        path=record.get("path", ""),
+        inputs=json.loads(inputs) if inputs is not None else None,
+        takes_outcomes=bool(record.get("takes_outcomes", False)),
+        waiters=tuple(
+            Waiter(job_id or None, int(position), bool(outcomes), int(count))
+            for job_id, position, outcomes, count in waiters
+        ),
+    )
 
 
 def from_record(record: Record) -> Job:
@@ -110,6 +165,70 @@ def from_record(record: Record) -> Job:
         prior_attempts=int(record.get("prior_attempts", 0)),
         cancel_requested=bool(record.get("cancel_requested", False)),
         progress=_progress(progress) if progress is not None else None,
+        step=_step(record),
+        arrived=frozenset(int(p) for p in record.get("arrived", ())),
+        cause=Cause(**record["cause"]) if "cause" in record else None,
+        outbox_due=_int(record.get(OUTBOX_DUE)),
+    )
+
+
+# --- workflows -----------------------------------------------------------------------------------
+
+# A workflow's item shares the jobs table: its key is prefixed, so no job id can name it.
+WORKFLOW_PREFIX = "wf#"
+
+
+def workflow_key(workflow_id: str) -> str:
+    return WORKFLOW_PREFIX + workflow_id
+
+
+def workflow_to_record(workflow: Workflow) -> Record:
+    record: Record = {
+        KEY: workflow_key(workflow.workflow_id),
+        # Not `owner`: a workflow is not one of the owner's jobs.
+        "workflow_owner": workflow.owner,
+        "status": workflow.status.value,
+        "created_at": workflow.created_at,
+        "updated_at": workflow.updated_at,
+        TTL: workflow.expires_at,
+        "shape": stored_json(workflow.shape),
+        "members": workflow.members,
+        "result_refs": stored_json(workflow.result),
+    }
+    optional: dict[str, Any] = {
+        "takes_outcomes": True if workflow.result_takes_outcomes else None,
+        "arrived": set(workflow.arrived) or None,
+        "error": workflow.error.as_dict() if workflow.error is not None else None,
+        "spec": stored_json(workflow.spec) if workflow.spec is not None else None,
+        OUTBOX_DUE: workflow.outbox_due,
+        # Its creation is a follow-up until it is finished.
+        OUTBOX_KEY: outbox_key(workflow_key(workflow.workflow_id)),
+    }
+    record.update({name: value for name, value in optional.items() if value is not None})
+    return record
+
+
+def workflow_from_record(record: Record) -> Workflow:
+    # Imported here: only workflow routes and fan-in read workflows.
+    from jobpipe.domain.workflow import Workflow
+
+    spec = record.get("spec")
+    error = record.get("error")
+    return Workflow(
+        workflow_id=str(record[KEY]).removeprefix(WORKFLOW_PREFIX),
+        owner=record["workflow_owner"],
+        status=WorkflowStatus(record["status"]),
+        created_at=int(record["created_at"]),
+        updated_at=int(record["updated_at"]),
+        expires_at=int(record[TTL]),
+        shape=json.loads(record["shape"]),
+        members=int(record["members"]),
+        result=json.loads(record["result_refs"]),
+        result_takes_outcomes=bool(record.get("takes_outcomes", False)),
+        arrived=frozenset(int(p) for p in record.get("arrived", ())),
+        error=Cause(**error) if error else None,
+        spec=json.loads(spec) if spec is not None else None,
+        outbox_due=_int(record.get(OUTBOX_DUE)),
     )
 
 

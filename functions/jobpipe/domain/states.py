@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from jobpipe.domain.expressions import (
     Add,
+    AddToSet,
     AnyOf,
     Arg,
     AtMost,
@@ -36,6 +37,8 @@ from jobpipe.domain.expressions import All as AllOf
 
 
 class JobStatus(StrEnum):
+    # A workflow step its predecessors have not released yet: never queued, not reaped.
+    WAITING = "waiting"
     PENDING = "pending"
     RUNNING = "running"
     RETRYING = "retrying"
@@ -50,15 +53,34 @@ class JobStatus(StrEnum):
 
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 # Statuses a cancel ends at once: the job is not running, so nothing has to stop.
-CANCELLABLE_AT_ONCE = frozenset({JobStatus.PENDING, JobStatus.RETRYING})
+CANCELLABLE_AT_ONCE = frozenset({JobStatus.WAITING, JobStatus.PENDING, JobStatus.RETRYING})
+
+
+class WorkflowStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self is not WorkflowStatus.RUNNING
+
+
+Status = JobStatus | WorkflowStatus
+# Every move into a terminal status marks the job `outbox_due`: what must follow its end (its
+# workflow's next step) is still to do. The follow-up clears it; the reaper finds a job whose
+# follow-up was cut off through the outbox index (only jobs that have follow-ups carry that
+# index's key, so for any other job the mark costs no index write).
+OUTBOX_DUE = "outbox_due"
 
 
 @dataclass(frozen=True)
 class Transition:
     name: str
-    sources: frozenset[JobStatus]
+    sources: frozenset[Status]
     # None: the status stays (the write changes other fields only).
-    target: JobStatus | None
+    target: Status | None
     guard: Condition | None = None
     changes: tuple[Change, ...] = ()
     # A move the job's history shows: it stamps `updated_at` (a terminal job's completion time)
@@ -73,8 +95,9 @@ class Transition:
     @property
     def writes(self) -> tuple[Change, ...]:
         status = (Set("status", self.target.value),) if self.target is not None else ()
+        ends = (Set(OUTBOX_DUE, Arg("now")),) if _ends_a_job(self.target) else ()
         stamp = (Set("updated_at", Arg("now")), Set("expires_at", Arg("expires_at")))
-        return (*status, *self.changes, *(stamp if self.stamps else ()))
+        return (*status, *self.changes, *ends, *(stamp if self.stamps else ()))
 
     @property
     def args(self) -> frozenset[str]:
@@ -82,10 +105,15 @@ class Transition:
         return args_of(self.condition, *self.writes) - {"expires_at"}
 
 
+def _ends_a_job(target: Status | None) -> bool:
+    # A workflow's statuses compare equal to a job's of the same name: check the kind first.
+    return isinstance(target, JobStatus) and target in TERMINAL
+
+
 def _t(
     name: str,
-    sources: set[JobStatus],
-    target: JobStatus | None,
+    sources: set[JobStatus] | set[WorkflowStatus] | frozenset[JobStatus],
+    target: Status | None,
     guard: Condition | None = None,
     changes: tuple[Change, ...] = (),
     *,
@@ -94,7 +122,8 @@ def _t(
     return Transition(name, frozenset(sources), target, guard, changes, stamps)
 
 
-P, RUN, RET, OK, KO, CX = (
+W, P, RUN, RET, OK, KO, CX = (
+    JobStatus.WAITING,
     JobStatus.PENDING,
     JobStatus.RUNNING,
     JobStatus.RETRYING,
@@ -192,6 +221,9 @@ REPLAY = _t(
         Remove("lease_expires_at"),
         Remove("dlq_sent"),
         Remove("error"),
+        # What followed its failure has been done, or never will be: a replayed job runs again
+        # on its own.
+        Remove(OUTBOX_DUE),
     ),
 )
 # A cancel: a job not running ends at once; a running one is asked to stop, and ends when its
@@ -245,6 +277,27 @@ CLAIM_WAITING = _t(
     (Set("pending_since", Arg("now")),),
     stamps=False,
 )
+# --- workflow steps --------------------------------------------------------------------------
+# A predecessor of a waiting step ended as the step needs (succeeded, or in any way where the
+# step takes outcomes): it is counted once, however often its end is reported (a set of
+# positions, not a counter).
+ARRIVE = _t("arrive", {W}, None, None, (AddToSet("arrived", Arg("position")),), stamps=False)
+# Every predecessor has arrived: the step may run. Only one release wins, and the reaper's
+# pending index holds the released step until it starts (if its message is lost, it is re-sent).
+RELEASE = _t("release", {W}, P, None, (Set("pending_since", Arg("now")),))
+# A predecessor failed (or was cancelled) and the step does not take outcomes: it never runs.
+# `cause` names the step that failed first, and is passed on down the tree.
+SKIP = _t("skip", {W}, CX, None, (Set("cause", Arg("cause")),))
+# What followed the job's end has been done (only for the end it was marked at).
+FOLLOWED_UP = _t(
+    "followed_up",
+    set(TERMINAL),
+    None,
+    Is(OUTBOX_DUE, Arg("due")),
+    (Remove(OUTBOX_DUE),),
+    stamps=False,
+)
+
 # The DLQ holds the message of this dead-lettering of the job (the one of its n-th replay).
 MARK_DEAD_LETTER_SENT = _t(
     "mark_dead_letter_sent",
@@ -271,4 +324,42 @@ TRANSITIONS: tuple[Transition, ...] = (
     CLAIM_RUNNING,
     CLAIM_WAITING,
     MARK_DEAD_LETTER_SENT,
+    ARRIVE,
+    RELEASE,
+    SKIP,
+    FOLLOWED_UP,
+)
+
+# --- workflows -------------------------------------------------------------------------------
+# A workflow's own record moves once, from running to how it ended: the first member that
+# decides it wins, and a member replayed later changes nothing.
+WR, WOK, WKO, WCX = (
+    WorkflowStatus.RUNNING,
+    WorkflowStatus.SUCCEEDED,
+    WorkflowStatus.FAILED,
+    WorkflowStatus.CANCELLED,
+)
+# One of the steps whose results make the workflow's result has ended.
+WORKFLOW_ARRIVE = _t(
+    "arrive", {WR}, None, None, (AddToSet("arrived", Arg("position")),), stamps=False
+)
+WORKFLOW_SUCCEED = _t("succeed", {WR}, WOK)
+WORKFLOW_FAIL = _t("fail", {WR}, WKO, None, (Set("error", Arg("error")),))
+WORKFLOW_CANCEL = _t("cancel", {WR}, WCX, None, (SetIfGiven("error", Arg("error")),))
+# Every member exists and the first steps are queued: nothing is left for the reaper to finish.
+WORKFLOW_CREATED = _t(
+    "created",
+    {WR, WOK, WKO, WCX},
+    None,
+    Exists(OUTBOX_DUE),
+    (Remove(OUTBOX_DUE), Remove("spec")),
+    stamps=False,
+)
+
+WORKFLOW_TRANSITIONS: tuple[Transition, ...] = (
+    WORKFLOW_ARRIVE,
+    WORKFLOW_SUCCEED,
+    WORKFLOW_FAIL,
+    WORKFLOW_CANCEL,
+    WORKFLOW_CREATED,
 )
