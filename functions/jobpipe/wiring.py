@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from jobpipe.status.service import StatusService
     from jobpipe.submit.service import SubmitService
     from jobpipe.worker.service import Worker
+    from jobpipe.workflow.service import WorkflowService
 
 
 def load_job_types() -> Registry:
@@ -67,8 +68,35 @@ def status_service() -> StatusService:
 @cache
 def cancel_service() -> CancelService:
     from jobpipe.cancel.service import CancelService
+    from jobpipe.followups import FollowUps
 
-    return CancelService(job_store())
+    return CancelService(job_store(), followups=FollowUps(job_store(), job_queue()))
+
+
+@cache
+def workflow_service() -> WorkflowService:
+    """Reads and cancels workflows (the status and cancel functions: no job types loaded)."""
+    return build_workflow_service(job_store(), job_queue())
+
+
+@cache
+def workflow_submit_service() -> WorkflowService:
+    """Submits workflows, checking every step against the job types."""
+    return build_workflow_service(job_store(), job_queue(), load_job_types())
+
+
+def build_workflow_service(
+    store: JobStore, queue: JobQueue, registry: Registry | None = None
+) -> WorkflowService:
+    from jobpipe.domain.registry import Registry
+    from jobpipe.workflow.service import WorkflowService
+
+    return WorkflowService(
+        store,
+        queue,
+        registry if registry is not None else Registry(),
+        retention_days=get_settings().retention_days,
+    )
 
 
 @cache
@@ -89,10 +117,15 @@ def reaper() -> Reaper:
 
 
 def build_reaper(store: JobStore, queue: JobQueue) -> Reaper:
-    """A reaper over the registered job types (the local stack gives it its own clients)."""
+    """A reaper over the registered job types (the local stack gives it its own clients); it
+    also finishes workflows whose creation was cut off."""
+    from jobpipe.followups import FollowUps
     from jobpipe.reaper.service import Reaper
 
-    return Reaper(store, queue, load_job_types())
+    registry = load_job_types()
+    workflows = build_workflow_service(store, queue, registry)
+    followups = FollowUps(store, queue, finish_workflow=workflows.finish)
+    return Reaper(store, queue, registry, followups=followups)
 
 
 def reset() -> None:
@@ -106,6 +139,8 @@ def reset() -> None:
         submit_service,
         status_service,
         cancel_service,
+        workflow_service,
+        workflow_submit_service,
         worker,
         reaper,
         get_settings,

@@ -73,6 +73,7 @@ OWN_MODULES = {
         "jobpipe.domain.record",
         "jobpipe.domain.registry",
         "jobpipe.domain.retry",
+        "jobpipe.followups",
         "jobpipe.handlers.worker",
         "jobpipe.ports",
         "jobpipe.worker",

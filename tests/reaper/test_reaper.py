@@ -298,10 +298,15 @@ def test_the_reaper_queries_its_indexes_and_never_scans(pipeline: Pipeline) -> N
     # When the reaper runs
     pipeline.clock.advance(LONG_AFTER)
     report = reaper_of(pipeline).run()
-    # Then it read only through Query on its two indexes, and wrote one claim per job
+    # Then it read only through Query on its three indexes (stuck leases, stuck pending jobs,
+    # follow-ups cut short), and wrote one claim per job
     assert sorted(report.of(Action.REQUEUED)) == sorted([died, pending])
     assert "Scan" not in calls
-    assert set(indexes) == {TOPOLOGY.table.lease_index, TOPOLOGY.table.pending_index}
+    assert set(indexes) == {
+        TOPOLOGY.table.lease_index,
+        TOPOLOGY.table.pending_index,
+        TOPOLOGY.table.outbox_index,
+    }
     assert [op for op in calls if op != "Query"] == ["UpdateItem"] * 2
 
 

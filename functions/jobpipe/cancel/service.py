@@ -20,6 +20,7 @@ from jobpipe.errors import (
     ServiceUnavailableError,
     StoreError,
 )
+from jobpipe.followups import FollowUps
 from jobpipe.observability import log_transition, metrics
 from jobpipe.ports import JobStore
 from jobpipe.topology import TOPOLOGY
@@ -30,8 +31,17 @@ TRIES = 4
 
 
 class CancelService:
-    def __init__(self, store: JobStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        followups: FollowUps | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._store = store
+        # What follows a cancelled job's end (its workflow moves on); without it, the reaper
+        # does that later.
+        self._followups = followups
         self._clock = clock
 
     def cancel(self, owner: str, raw_job_id: str) -> Job:
@@ -66,6 +76,8 @@ class CancelService:
             cancelled = self._store.apply(CANCEL, job.job_id, now=now)
             log_transition(cancelled, "cancel")
             metrics.add_metric(TOPOLOGY.metrics.cancelled, "Count", 1)
+            if self._followups is not None:
+                self._followups.after_end(cancelled)
             return cancelled
         # Running: asked to stop. Its code sees it at its next check, and a failed attempt ends
         # the job cancelled instead of retrying it.

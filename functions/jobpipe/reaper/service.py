@@ -41,6 +41,7 @@ from jobpipe.domain.states import (
     JobStatus,
 )
 from jobpipe.errors import IllegalTransitionError, JobError
+from jobpipe.followups import FollowUps
 from jobpipe.observability import log_transition, logger, metrics
 from jobpipe.ports import JobQueue, JobStore, StuckJob
 from jobpipe.topology import TOPOLOGY
@@ -57,6 +58,7 @@ class Action(StrEnum):
     ABANDONED = "abandoned"  # failed and dead-lettered: no attempts left
     CANCELLED = "cancelled"  # asked to cancel, and its runner died: it ends cancelled
     SKIPPED = "skipped"  # moved on since the index read (started, finished, or another reaper)
+    FOLLOWED_UP = "followed_up"  # what follows a write was cut off, and is done now
     ERROR = "error"  # the claim or the send failed; the next run tries again
 
 
@@ -81,6 +83,8 @@ class ReaperPolicy:
     running_grace_ms: int
     pending_grace_ms: int
     max_jobs_per_run: int
+    followup_grace_ms: int = TOPOLOGY.reaper.followup_grace_seconds * 1000
+    max_followups_per_run: int = TOPOLOGY.reaper.max_followups_per_run
 
     @classmethod
     def from_topology(cls) -> ReaperPolicy:
@@ -103,10 +107,12 @@ class Reaper:
         job_types: Iterable[str],
         *,
         policy: ReaperPolicy | None = None,
+        followups: FollowUps | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._queue = queue
+        self._followups = followups or FollowUps(store, queue)
         self._job_types = sorted(job_types)
         self._policy = policy or ReaperPolicy.from_topology()
         self._clock = clock
@@ -154,9 +160,29 @@ class Reaper:
             open_searches = still_open
         if left <= 0:
             logger.info("reaper: work bound reached; the next run continues")
+        self._follow_up(report, now)
         if report.actions:
             logger.info("reaper run", extra={"reaped": report.counts(), "backlog_ms": backlog_ms})
         return report
+
+    def _follow_up(self, report: ReapReport, now: int) -> None:
+        """Do the follow-ups that were cut off (the outbox index): a workflow member's end
+        whose next step was not released, a workflow whose creation was not finished."""
+        before = now - self._policy.followup_grace_ms
+        try:
+            for due in self._store.followups_due(
+                before_ms=before, limit=self._policy.max_followups_per_run
+            ):
+                try:
+                    self._followups.resume(due)
+                    report.add(Action.FOLLOWED_UP, due.key)
+                except JobError:
+                    logger.exception("reaper: a follow-up failed again", key=due.key)
+                    metrics.add_metric(TOPOLOGY.metrics.reaper_unresolved, "Count", 1)
+                    report.add(Action.ERROR, due.key)
+        except JobError:
+            logger.exception("reaper: could not read the outbox")
+            metrics.add_metric(TOPOLOGY.metrics.reaper_unresolved, "Count", 1)
 
     def _backlog_ms(self) -> int:
         """How long the oldest message in the jobs queue has waited (0 when it is empty); a
@@ -210,6 +236,7 @@ class Reaper:
         metrics.add_metric(TOPOLOGY.metrics.failed, "Count", 1)
         metrics.add_metric(TOPOLOGY.metrics.dead_lettered, "Count", 1)
         log_transition(job, "abandon")
+        self._followups.after_end(job)
         return Action.ABANDONED
 
     def _cancel(self, stuck: StuckJob) -> Action:
@@ -217,6 +244,7 @@ class Reaper:
         job = self._store.apply(CANCEL_STOPPED, stuck.job_id, lease=stuck.since, now=self._now_ms())
         metrics.add_metric(TOPOLOGY.metrics.cancelled, "Count", 1)
         log_transition(job, "cancel")
+        self._followups.after_end(job)
         return Action.CANCELLED
 
 

@@ -64,9 +64,9 @@ class SubmitService:
         """Raises InvalidRequestError (422), IdempotencyConflictError (409) or
         ServiceUnavailableError (503, safe to retry with the same Idempotency-Key)."""
         job_type = self._registry.get_type(request.type)
-        _check_depth(request.params)
+        check_depth(request.params)
         params = job_type.parse_params(request.params).model_dump(mode="json")
-        _check_stored_size(params, self._params_limit)
+        check_stored_size(params, self._params_limit)
         now_ms = int(self._clock() * 1000)
         job = new_job(
             job_type,
@@ -170,7 +170,7 @@ def _with_id(job: Job, job_id: str) -> Job:
     return replace(job, job_id=job_id)
 
 
-def _check_stored_size(params: dict[str, Any], limit: int) -> None:
+def check_stored_size(params: dict[str, Any], limit: int) -> None:
     """Refuse params that would not fit the job item, measured as they will be stored."""
     try:
         size = stored_size(params)
@@ -183,7 +183,7 @@ def _check_stored_size(params: dict[str, Any], limit: int) -> None:
         raise ParamsTooLargeError(size, limit)
 
 
-def _check_depth(params: Any) -> None:
+def check_depth(params: Any) -> None:
     """Refuse params nested deeper than any job needs, before anything walks them
     recursively (validation, serialization, the payload hash)."""
     level = [params]

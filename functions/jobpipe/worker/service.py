@@ -71,6 +71,7 @@ from jobpipe.errors import (
     TransientJobError,
     UnknownJobTypeError,
 )
+from jobpipe.followups import FollowUps
 from jobpipe.observability import log_transition, logger, metrics
 from jobpipe.ports import JobQueue, JobStore
 from jobpipe.topology import TOPOLOGY
@@ -162,8 +163,11 @@ class Worker:
         resend_from_receive: int = TOPOLOGY.queue.resend_from_receive(),
         unknown_type_grace_seconds: float = TOPOLOGY.worker.unknown_type_grace_seconds,
         async_concurrency: int = TOPOLOGY.worker.async_concurrency,
+        input_limit: int = TOPOLOGY.workflow.input_limit_bytes,
     ) -> None:
         self._store = store
+        self._followups = FollowUps(store, queue)
+        self._input_limit = input_limit
         self._queue = queue
         self._registry = registry
         self._clock = clock
@@ -333,10 +337,11 @@ class Worker:
 
     def _call(self, job_type: JobType, job: Job, context: JobContext) -> Any:
         try:
-            params = job_type.parse_params(job.params)
+            params = job_type.parse_params(self._params_of(job))
         except InvalidParamsError as invalid:
             raise _PermanentResultError(
                 f"params no longer valid for {job_type.name!r}: {invalid}"
+                + "".join(f"; {f['loc']}: {f['msg']}" for f in invalid.fields[:5])
             ) from None
         policy = job_type.policy
         if job_type.is_async:
@@ -359,6 +364,33 @@ class Worker:
             )
         return result
 
+    def _params_of(self, job: Job) -> dict[str, Any]:
+        """The job's params; for a workflow step that follows others, with what it receives from
+        them under `input` (read from their jobs now: results travel by reference)."""
+        step = job.step
+        if step is None or step.inputs is None:
+            return job.params
+        # Imported here: a worker that runs no workflow steps does not load workflows.
+        from jobpipe.domain.workflow import INPUT_KEY, flatten, received
+
+        ids = flatten(step.inputs)
+        jobs = self._store.get_many(ids)
+        gone = [job_id for job_id in ids if job_id not in jobs]
+        if gone:
+            raise _PermanentResultError(
+                f"the jobs this step receives from are gone (past their retention): {gone[0]}",
+                "InputError",
+            )
+        value = received(step.inputs, jobs, step.takes_outcomes)
+        size = stored_size(value)
+        if size > self._input_limit:
+            raise _PermanentResultError(
+                f"what this step receives from its predecessors takes {size} bytes as stored; "
+                f"a step receives at most {self._input_limit}",
+                "InputError",
+            )
+        return {**job.params, INPUT_KEY: value}
+
     def _await(self, coroutine: Coroutine[Any, Any, Any], soft: float | None, hard: float) -> Any:
         """Await an async job's coroutine: on the batch's shared loop, or on a loop of its own
         when it runs outside a batch."""
@@ -372,7 +404,7 @@ class Worker:
 
     def _failure(self, job_type: JobType, running: Job, exc: Exception) -> Retry | Failed:
         error = Failure(
-            type="ResultError" if isinstance(exc, _PermanentResultError) else type(exc).__name__,
+            type=exc.error_type if isinstance(exc, _PermanentResultError) else type(exc).__name__,
             message=str(exc)[:MAX_ERROR_MESSAGE_CHARS],
         )
         permanent = isinstance(exc, _PermanentResultError) or job_type.policy.is_permanent(exc)
@@ -446,6 +478,7 @@ class Worker:
                 **common,
             )
         log_transition(done, _TRANSITION_OF.get(done.status, done.status.value))
+        self._followups.after_end(done)
         if done.status is JobStatus.CANCELLED:
             metrics.add_metric(TOPOLOGY.metrics.cancelled, "Count", 1)
         elif isinstance(end, Retry):
@@ -491,6 +524,8 @@ class Worker:
 
     def _duplicate(self, record: QueueRecord, message: JobMessage | None, job: Job) -> None:
         logger.info("duplicate delivery of a finished job", job_id=job.job_id)
+        # The run that ended it may have died before what follows its end was done.
+        self._followups.after_end(job)
         if job.status is JobStatus.FAILED and job.dead_lettered:
             self._dead_letter(record, message, _dead_lettering(job, by_this_record=False))
 
@@ -561,6 +596,7 @@ class Worker:
                     now=now,
                 )
             log_transition(job, "abandon")
+            self._followups.after_end(job)
             by_this_record = True
         except IllegalTransitionError as refused:
             if refused.current is None:
@@ -586,6 +622,7 @@ class Worker:
             return  # moved on meanwhile
         log_transition(job, "cancel")
         metrics.add_metric(TOPOLOGY.metrics.cancelled, "Count", 1)
+        self._followups.after_end(job)
 
     def _dead_letter(
         self, record: QueueRecord, message: JobMessage | None, dead: DeadLettering
@@ -662,6 +699,10 @@ _TRANSITION_OF = {
 
 class _PermanentResultError(Exception):
     """A failure of the job's own output or input that retrying cannot fix."""
+
+    def __init__(self, message: str, error_type: str = "ResultError") -> None:
+        super().__init__(message)
+        self.error_type = error_type
 
 
 def _message_of(record: QueueRecord) -> JobMessage | None:
