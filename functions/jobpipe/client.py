@@ -1,8 +1,9 @@
-"""A Python client for the jobs API: submit a job, read it, wait for it.
+"""A Python client for the jobs API: submit a job or a workflow, read it, wait for it.
 
     client = JobsClient("http://127.0.0.1:8000")                     # the local stack
     client = JobsClient(api_url, signer=SigV4Signer.from_session())   # the deployed stack (IAM)
     job = client.wait(client.submit("echo", {"hello": "world"}).job_id, timeout=60)
+    flow = client.submit_workflow(chain(step("echo", {"n": 1}), step("echo")))
 
 Requests to AWS are signed with SigV4 by botocore from the caller's credentials. HTTP is the
 standard library's `urllib`; nothing else is needed beyond what the functions already use.
@@ -17,7 +18,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from jobpipe.api.routes import route
 from jobpipe.errors import JobError
@@ -66,10 +67,11 @@ class CredentialsError(ClientError):
 
 
 class WaitTimeoutError(ClientError):
-    """The job was not terminal when the wait's time ran out."""
+    """The job (or workflow) was not terminal when the wait's time ran out."""
 
-    def __init__(self, job: JobInfo, timeout: float) -> None:
-        super().__init__(f"job {job.job_id} is still {job.status} after {timeout:g} s")
+    def __init__(self, job: JobInfo | WorkflowInfo, timeout: float) -> None:
+        what = f"job {job.job_id}" if isinstance(job, JobInfo) else f"workflow {job.workflow_id}"
+        super().__init__(f"{what} is still {job.status} after {timeout:g} s")
         self.job = job
         self.timeout = timeout
 
@@ -157,6 +159,8 @@ class JobInfo:
     errors: tuple[AttemptFailure, ...] = ()
     result: Any = None
     error: JobFailure | None = None
+    # The workflow the job is a step of.
+    workflow_id: str | None = None
     # Seconds the API asked the client to wait before polling again (None once terminal).
     retry_after: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -215,12 +219,152 @@ class JobInfo:
                 if isinstance(error, Mapping)
                 else None
             ),
+            workflow_id=body.get("workflow_id"),
             retry_after=retry_after,
             raw=dict(body),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.raw)
+
+
+# --- workflows -----------------------------------------------------------------------------------
+
+Tree = dict[str, Any]
+"""A workflow tree as the API takes it: build it with `step`, `chain`, `group` and `chord`."""
+
+
+def step(job_type: str, params: Mapping[str, Any] | None = None) -> Tree:
+    """One job of a workflow. A step after others receives their result under `params.input`."""
+    return {"type": job_type, "params": dict(params or {})}
+
+
+def chain(*nodes: Tree) -> Tree:
+    """Nodes one after another; each receives the previous one's result (Celery's `chain`)."""
+    return {"chain": list(nodes)}
+
+
+def group(*nodes: Tree, continue_on_failure: bool = False) -> Tree:
+    """Nodes at once; the group's result is their results, in order (Celery's `group`)."""
+    tree: Tree = {"group": list(nodes)}
+    if continue_on_failure:
+        tree["continue_on_failure"] = True
+    return tree
+
+
+def chord(header: list[Tree], body: Tree, *, continue_on_failure: bool = False) -> Tree:
+    """The header's nodes at once, then the body with their results (Celery's `chord`)."""
+    tree: Tree = {"chord": {"header": list(header), "body": body}}
+    if continue_on_failure:
+        tree["continue_on_failure"] = True
+    return tree
+
+
+@dataclass(frozen=True)
+class WorkflowNode:
+    """A node of a workflow as `GET /workflows/{id}` shows it: a step (with its job) or a
+    chain, group or chord of nodes (a chord's header is `nodes`, its body `body`)."""
+
+    kind: str
+    path: str
+    status: str
+    job_id: str | None = None
+    type: str | None = None
+    nodes: tuple[WorkflowNode, ...] = ()
+    body: WorkflowNode | None = None
+    continue_on_failure: bool = False
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> WorkflowNode:
+        inner = body.get("body")
+        return cls(
+            kind=str(body["kind"]),
+            path=str(body.get("path", "")),
+            status=str(body["status"]),
+            job_id=body.get("job_id"),
+            type=body.get("type"),
+            nodes=tuple(
+                cls.from_body(n) for n in body.get("nodes") or [] if isinstance(n, Mapping)
+            ),
+            body=cls.from_body(inner) if isinstance(inner, Mapping) else None,
+            continue_on_failure=bool(body.get("continue_on_failure", False)),
+        )
+
+    def steps(self) -> list[WorkflowNode]:
+        """Its steps, in the tree's order."""
+        if self.kind == "step":
+            return [self]
+        inner = [self.body] if self.body is not None else []
+        return [s for node in (*self.nodes, *inner) for s in node.steps()]
+
+
+@dataclass(frozen=True)
+class WorkflowFailure:
+    type: str
+    message: str
+    job_id: str
+    path: str
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    """A workflow as `GET /workflows/{id}` shows it."""
+
+    workflow_id: str
+    status: str
+    members: int
+    created_at: str
+    completed_at: str | None
+    is_terminal: bool
+    tree: WorkflowNode
+    result: Any = None
+    result_omitted: str | None = None
+    error: WorkflowFailure | None = None
+    retry_after: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    @property
+    def cancelled(self) -> bool:
+        return self.status == "cancelled"
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any], retry_after: float | None = None) -> WorkflowInfo:
+        error = body.get("error")
+        return cls(
+            workflow_id=str(body["workflow_id"]),
+            status=str(body["status"]),
+            members=int(body.get("members", 0)),
+            created_at=str(body.get("created_at", "")),
+            completed_at=body.get("completed_at"),
+            is_terminal=bool(body.get("is_terminal", False)),
+            tree=WorkflowNode.from_body(body["tree"]),
+            result=body.get("result"),
+            result_omitted=body.get("result_omitted"),
+            error=WorkflowFailure(
+                str(error.get("type", "")),
+                str(error.get("message", "")),
+                str(error.get("job_id", "")),
+                str(error.get("path", "")),
+            )
+            if isinstance(error, Mapping)
+            else None,
+            retry_after=retry_after,
+            raw=dict(body),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.raw)
+
+
+_Polled = TypeVar("_Polled", JobInfo, WorkflowInfo)
 
 
 # --- signing -----------------------------------------------------------------------------------
@@ -335,12 +479,16 @@ class JobsClient:
         `retries` times, after `Retry-After` or a short backoff): the same key and body give
         the same job, so a retry never makes a second one. Without a key nothing is retried.
         """
-        headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
         body = {"type": job_type, "params": dict(params or {})}
+        answer = self._create(route("submit_job").url(), body, idempotency_key, retries)
+        return SubmittedJob.from_body(answer.body, answer.headers.get("location"))
+
+    def _create(self, path: str, body: Any, idempotency_key: str | None, retries: int) -> _Answer:
+        headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
         attempt = 0
         while True:
             try:
-                answer = self._request("POST", route("submit_job").url(), body, headers)
+                return self._request("POST", path, body, headers)
             except (ApiError, ConnectionFailedError) as error:
                 retryable = isinstance(error, ConnectionFailedError) or error.status in (429, 503)
                 if not (idempotency_key and retryable and attempt < retries):
@@ -348,8 +496,6 @@ class JobsClient:
                 pause = getattr(error, "retry_after", None)
                 self._sleep(pause if pause is not None else 0.5 * 2**attempt)
                 attempt += 1
-                continue
-            return SubmittedJob.from_body(answer.body, answer.headers.get("location"))
 
     def get(self, job_id: str) -> JobInfo:
         """GET /jobs/{id}. Raises ApiError (404 for an unknown job)."""
@@ -377,12 +523,63 @@ class JobsClient:
         Waits as long as the API's `Retry-After` asks; without one, backs off from
         `initial_interval` up to `max_interval`. A `429`/`503` answer is waited out the same way.
         """
+        return self._poll(
+            lambda: self.get(job_id), timeout, on_update, initial_interval, max_interval
+        )
+
+    def submit_workflow(
+        self, tree: Tree, *, idempotency_key: str | None = None, retries: int = 2
+    ) -> WorkflowInfo:
+        """POST /workflows: every step is written as a job and the first ones queued. Raises
+        ApiError (422 naming the bad node's path, 413 for too many steps). With an
+        `idempotency_key`, a `429`/`503` answer or a lost connection is retried as `submit`
+        does; the retry finishes what the first request began."""
+        answer = self._create(route("submit_workflow").url(), tree, idempotency_key, retries)
+        return WorkflowInfo.from_body(answer.body, _retry_after(answer.headers))
+
+    def get_workflow(self, workflow_id: str) -> WorkflowInfo:
+        """GET /workflows/{id}: its tree, each step's status and job. Raises ApiError (404)."""
+        answer = self._request("GET", route("get_workflow").url(id=_quoted(workflow_id)))
+        return WorkflowInfo.from_body(answer.body, _retry_after(answer.headers))
+
+    def cancel_workflow(self, workflow_id: str) -> WorkflowInfo:
+        """POST /workflows/{id}/cancel: cancels every step not yet finished. Raises ApiError
+        (409 when it already succeeded, 404 for an unknown workflow)."""
+        answer = self._request("POST", route("cancel_workflow").url(id=_quoted(workflow_id)))
+        return WorkflowInfo.from_body(answer.body, _retry_after(answer.headers))
+
+    def wait_workflow(
+        self,
+        workflow_id: str,
+        *,
+        timeout: float = DEFAULT_WAIT_SECONDS,
+        on_update: Callable[[WorkflowInfo], None] | None = None,
+        initial_interval: float = 0.5,
+        max_interval: float = 10.0,
+    ) -> WorkflowInfo:
+        """Poll until the workflow is terminal and return it, as `wait` does for a job."""
+        return self._poll(
+            lambda: self.get_workflow(workflow_id),
+            timeout,
+            on_update,
+            initial_interval,
+            max_interval,
+        )
+
+    def _poll(
+        self,
+        read: Callable[[], _Polled],
+        timeout: float,
+        on_update: Callable[[_Polled], None] | None,
+        initial_interval: float,
+        max_interval: float,
+    ) -> _Polled:
         deadline = self._clock() + timeout
         interval = initial_interval
-        last: JobInfo | None = None
+        last: _Polled | None = None
         while True:
             try:
-                job = self.get(job_id)
+                job = read()
             except ApiError as error:
                 if error.status not in (429, 503) or last is None:
                     raise

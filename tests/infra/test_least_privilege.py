@@ -94,18 +94,22 @@ def test_each_role_may_call_exactly_what_its_function_declares(
 
 def test_what_the_functions_declare_is_what_their_code_calls() -> None:
     # The status function only reads; cancel reads and updates; only the reaper queries, and
-    # only its two indexes; only submit creates or deletes a job item
-    assert function("Status").grants.table == ("dynamodb:GetItem",)
-    assert set(function("Cancel").grants.table) == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    # only its three indexes; only submit creates or deletes a job item, and the reaper creates
+    # a workflow's members when its creation was cut short
+    reads = {"dynamodb:GetItem", "dynamodb:BatchGetItem"}
+    assert set(function("Status").grants.table) == reads
+    assert set(function("Cancel").grants.table) == reads | {"dynamodb:UpdateItem"}
     queriers = [spec.name for spec in FUNCTIONS if spec.grants.index_actions]
     assert queriers == ["Reaper"]
     assert function("Reaper").grants.index_actions == ("dynamodb:Query",)
     assert set(function("Reaper").grants.indexes) == {
         TOPOLOGY.table.lease_index,
         TOPOLOGY.table.pending_index,
+        TOPOLOGY.table.outbox_index,
     }
     writers = [spec.name for spec in FUNCTIONS if "dynamodb:PutItem" in spec.grants.table]
-    assert writers == ["Submit"]
+    assert writers == ["Submit", "Reaper"]
+    assert [s.name for s in FUNCTIONS if "dynamodb:DeleteItem" in s.grants.table] == ["Submit"]
     # The worker sends a fresh copy of a record it hands back late, to the jobs queue itself
     assert "sqs:SendMessage" in function("Worker").grants.queue
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -25,7 +25,15 @@ from aws_lambda_powertools.event_handler.openapi.types import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobpipe.api.bodies import ErrorBody, JobBody, SubmittedBody, iso, job_body
+from jobpipe.api.bodies import (
+    ErrorBody,
+    JobBody,
+    SubmittedBody,
+    WorkflowBody,
+    iso,
+    job_body,
+    workflow_body,
+)
 from jobpipe.api.errors import (
     error_response,
     internal_error_response,
@@ -42,6 +50,9 @@ from jobpipe.errors import (
     UnsupportedMediaTypeError,
 )
 from jobpipe.observability import logger
+
+if TYPE_CHECKING:
+    from jobpipe.workflow.service import WorkflowState
 
 API_TITLE = "jobpipe"
 # The one media type POST /jobs takes (RFC 8259). Parameters are allowed and ignored: JSON has
@@ -248,11 +259,144 @@ def _cancel_job(router: Router, spec: RouteSpec) -> None:
         return _job_response(job, status_service().retry_after(job))
 
 
+WORKFLOW_ID = Annotated[
+    str, Path(pattern=JOB_ID_PATTERN, description="A workflow id: a ULID, in either case.")
+]
+WORKFLOW_TREE_DESCRIPTION = (
+    "A chain, group or chord of steps; a step is `{type, params}` or another tree:\n\n"
+    '- `{"chain": [step, ...]}`: each step receives the previous result under `params.input`;\n'
+    '- `{"group": [step, ...]}`: the steps run at once; its result is their results, in order;\n'
+    '- `{"chord": {"header": [step, ...], "body": step}}`: the body receives the header\'s '
+    'results.\n\nA group or chord with `"continue_on_failure": true` goes on whatever its '
+    "members' outcomes, and what follows receives each outcome instead of the result."
+)
+WORKFLOW_LOCATION: dict[str, OpenAPIResponseHeader] = {
+    "Location": {
+        "description": "The workflow's path, `/workflows/{workflow_id}`: where to poll it.",
+        "schema": {"type": "string", "example": "/workflows/01M87B9V0WJJC08YS7ZKQFYJ98"},
+    }
+}
+
+
+def _submit_workflow(router: Router, spec: RouteSpec) -> None:
+    @router.route(
+        spec.resolver_path,
+        method=spec.method,
+        operation_id=spec.operation,
+        summary="Submit a workflow",
+        description="Writes every step as a job (the first ones `pending`, the rest "
+        "`waiting`) and queues the first ones; answers at once with the workflow to poll. "
+        "After a 503, retry with the same Idempotency-Key: the retry finishes the creation "
+        "(and without a key, the reaper finishes it).",
+        status_code=202,
+        responses={
+            202: _response("Accepted: the workflow is running.", WorkflowBody, WORKFLOW_LOCATION),
+            400: _error("The body is not valid JSON (or not Unicode: an unpaired surrogate)."),
+            403: _error(NO_CALLER),
+            409: _error("The Idempotency-Key was used with a different body."),
+            413: _error("The body is over the size limit, or the tree has too many steps."),
+            415: _error("The body is not sent as `application/json`."),
+            422: _error(
+                "Not a chain, group or chord; an unknown job type or invalid params. The "
+                "message and `fields` name the node's path, such as `chord.header[3].params`."
+            ),
+            503: UNAVAILABLE,
+        },
+        tags=["workflows"],
+    )
+    def submit_workflow(
+        body: Annotated[dict[str, Any], Body(description=WORKFLOW_TREE_DESCRIPTION)],
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="idempotency-key",
+                min_length=1,
+                max_length=MAX_IDEMPOTENCY_KEY_CHARS,
+                description="Same key and body: the same workflow. Keys are per caller.",
+            ),
+        ] = None,
+    ) -> Response[dict[str, Any]]:
+        from jobpipe.wiring import workflow_submit_service
+        from jobpipe.workflow.service import WorkflowRequest
+
+        state = workflow_submit_service().submit(
+            WorkflowRequest(
+                owner=owner_of(router.current_event.raw_event),
+                tree=body,
+                idempotency_key=idempotency_key,
+            )
+        )
+        location = route("get_workflow").url(id=state.workflow.workflow_id)
+        return json_response(202, workflow_body(state), {"Location": location})
+
+
+def _get_workflow(router: Router, spec: RouteSpec) -> None:
+    @router.route(
+        spec.resolver_path,
+        method=spec.method,
+        operation_id=spec.operation,
+        summary="Get a workflow's status",
+        description="Its tree with each step's job and status; poll until `is_terminal`.",
+        responses={
+            200: _response(
+                "The workflow.",
+                WorkflowBody,
+                _retry_after("present while the workflow is not terminal"),
+            ),
+            400: _error("Not a workflow id."),
+            403: _error(NO_CALLER),
+            404: _error("No such workflow (or not the caller's)."),
+            503: UNAVAILABLE,
+        },
+        tags=["workflows"],
+    )
+    def get_workflow(id: WORKFLOW_ID) -> Response[dict[str, Any]]:
+        from jobpipe.wiring import workflow_service
+
+        state = workflow_service().get(owner_of(router.current_event.raw_event), id)
+        return _workflow_response(200, state)
+
+
+def _cancel_workflow(router: Router, spec: RouteSpec) -> None:
+    @router.route(
+        spec.resolver_path,
+        method=spec.method,
+        operation_id=spec.operation,
+        summary="Cancel a workflow",
+        description="Cancels every step not yet finished (a running one is asked to stop); "
+        "the workflow ends `cancelled` unless it had already ended. Cancelling it again "
+        "answers it again.",
+        responses={
+            200: _response("The workflow after the cancel.", WorkflowBody),
+            400: _error("Not a workflow id."),
+            403: _error(NO_CALLER),
+            404: _error("No such workflow (or not the caller's)."),
+            409: _error("The workflow has already succeeded."),
+            503: UNAVAILABLE,
+        },
+        tags=["workflows"],
+    )
+    def cancel_workflow(id: WORKFLOW_ID) -> Response[dict[str, Any]]:
+        from jobpipe.wiring import workflow_service
+
+        state = workflow_service().cancel(owner_of(router.current_event.raw_event), id)
+        return _workflow_response(200, state)
+
+
 OPERATIONS: dict[str, Callable[[Router, RouteSpec], None]] = {
     "submit_job": _submit_job,
     "get_job": _get_job,
     "cancel_job": _cancel_job,
+    "submit_workflow": _submit_workflow,
+    "get_workflow": _get_workflow,
+    "cancel_workflow": _cancel_workflow,
 }
+
+
+def _workflow_response(status: int, state: WorkflowState) -> Response[Any]:
+    retry_after = state.retry_after()
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    return json_response(status, workflow_body(state), headers)
 
 
 def _job_response(job: Job, retry_after: int | None) -> Response[Any]:

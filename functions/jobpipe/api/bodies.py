@@ -4,12 +4,16 @@ describes them, and the Python client's `JobInfo` is tested against `JobBody`.""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobpipe.domain.job import Job
-from jobpipe.domain.states import JobStatus
+from jobpipe.domain.states import JobStatus, WorkflowStatus
+
+if TYPE_CHECKING:
+    from jobpipe.domain.workflow import NodeView
+    from jobpipe.workflow.service import WorkflowState
 
 
 class ErrorDetail(BaseModel):
@@ -77,6 +81,9 @@ class JobBody(BaseModel):
     error: FailureBody | None = Field(
         default=None, description="Present only when the job failed: why."
     )
+    workflow_id: str | None = Field(
+        default=None, description="Present only when the job is a workflow's step."
+    )
 
 
 def iso(ms: int | None) -> str | None:
@@ -123,5 +130,100 @@ def job_body(job: Job) -> dict[str, Any]:
         body.result = job.result
     if job.status is JobStatus.FAILED and job.error is not None:
         body.error = FailureBody(type=job.error.type, message=job.error.message)
+    if job.workflow_id is not None:
+        body.workflow_id = job.workflow_id
+    dumped: dict[str, Any] = body.model_dump(mode="json", exclude_unset=True)
+    return dumped
+
+
+class WorkflowNodeBody(BaseModel):
+    """A node of a workflow's tree: a step (its job) or a chain, group or chord of nodes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["step", "chain", "group", "chord"]
+    path: str = Field(description="Where it is in the submitted tree: `chain[1]`, `chord.body`.")
+    status: str = Field(
+        description="A step's job status; for a chain, group or chord, derived from its nodes."
+    )
+    job_id: str | None = Field(default=None, description="A step's job: `GET /jobs/{id}`.")
+    type: str | None = Field(default=None, description="A step's job type.")
+    nodes: list[WorkflowNodeBody] | None = Field(
+        default=None, description="A chain's or group's nodes, or a chord's header."
+    )
+    body: WorkflowNodeBody | None = Field(default=None, description="A chord's body.")
+    continue_on_failure: bool | None = Field(
+        default=None, description="A group or chord that goes on whatever its members' outcomes."
+    )
+
+
+class WorkflowFailureBody(BaseModel):
+    type: str
+    message: str
+    job_id: str = Field(description="The member that failed first (or was cancelled).")
+    path: str = Field(description="Its place in the submitted tree.")
+
+
+class WorkflowBody(BaseModel):
+    """A workflow, as `POST /workflows` and its other routes answer it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow_id: str
+    status: WorkflowStatus
+    members: int = Field(description="How many steps (jobs) it has.")
+    created_at: str
+    completed_at: str | None
+    is_terminal: bool
+    tree: WorkflowNodeBody
+    result: Any = Field(
+        default=None,
+        description="Present only when it succeeded: its last node's result (a group's: a "
+        "list, in order).",
+    )
+    result_omitted: str | None = Field(
+        default=None, description="Present when it succeeded but the result is too large to show."
+    )
+    error: WorkflowFailureBody | None = Field(
+        default=None, description="Present only when it failed or was cancelled: the cause."
+    )
+
+
+def node_body(node: NodeView) -> WorkflowNodeBody:
+    body = WorkflowNodeBody(kind=node.kind, path=node.path, status=node.status)
+    if node.kind == "step":
+        job = node.job
+        if job is not None:
+            body.job_id = job.job_id
+            body.type = job.type
+        return body
+    body.nodes = [node_body(child) for child in node.children]
+    if node.body is not None:
+        body.body = node_body(node.body)
+    if node.continue_on_failure:
+        body.continue_on_failure = True
+    return body
+
+
+def workflow_body(state: WorkflowState) -> dict[str, Any]:
+    """The workflow's body, as JSON values; `result` and `error` only where they apply."""
+    workflow = state.workflow
+    body = WorkflowBody(
+        workflow_id=workflow.workflow_id,
+        status=workflow.status,
+        members=workflow.members,
+        created_at=iso(workflow.created_at) or "",
+        completed_at=iso(workflow.completed_at),
+        is_terminal=workflow.is_terminal,
+        tree=node_body(state.tree()),
+    )
+    if workflow.status is WorkflowStatus.SUCCEEDED:
+        result, omitted = state.result()
+        if omitted is None:
+            body.result = result
+        else:
+            body.result_omitted = omitted
+    if workflow.error is not None and workflow.status is not WorkflowStatus.SUCCEEDED:
+        body.error = WorkflowFailureBody(**workflow.error.as_dict())
     dumped: dict[str, Any] = body.model_dump(mode="json", exclude_unset=True)
     return dumped

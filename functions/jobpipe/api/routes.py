@@ -77,13 +77,23 @@ class RouteSpec:
 
 
 _JOB_READ = ("dynamodb:GetItem",)
+# A workflow's members are read together.
+_MEMBERS_READ = ("dynamodb:GetItem", "dynamodb:BatchGetItem")
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "Submit",
         f"{HANDLERS}.submit",
-        "POST /jobs: writes the job and queues it",
+        "POST /jobs and /workflows: writes the job (or a workflow's members) and queues it",
+        # A workflow's members are written in transactions of puts (PutItem), its record's
+        # creation mark cleared (UpdateItem), its first steps sent in batches (SendMessage).
         Grants(
-            table=("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"),
+            table=(
+                "dynamodb:PutItem",
+                "dynamodb:GetItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:BatchGetItem",
+            ),
             queue=("sqs:SendMessage",),
         ),
         api=True,
@@ -91,15 +101,21 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "Status",
         f"{HANDLERS}.status",
-        "GET /jobs/{id}: reads a job",
-        Grants(table=_JOB_READ),
+        "GET /jobs/{id} and /workflows/{id}: reads a job or a workflow",
+        Grants(table=_MEMBERS_READ),
         api=True,
     ),
     FunctionSpec(
         "Cancel",
         f"{HANDLERS}.cancel",
-        "POST /jobs/{id}/cancel: cancels a job, or asks a running one to stop",
-        Grants(table=("dynamodb:GetItem", "dynamodb:UpdateItem")),
+        "POST /jobs/{id}/cancel and /workflows/{id}/cancel: cancels a job (or a workflow's), "
+        "or asks a running one to stop",
+        # Cancelling a workflow's member moves its workflow on, which may release (and queue)
+        # a step that takes outcomes.
+        Grants(
+            table=(*_MEMBERS_READ, "dynamodb:UpdateItem"),
+            queue=("sqs:SendMessage",),
+        ),
         api=True,
     ),
     FunctionSpec(
@@ -107,7 +123,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         f"{HANDLERS}.worker",
         "Runs queued jobs; reports partial batch failures",
         Grants(
-            table=("dynamodb:UpdateItem", "dynamodb:GetItem"),
+            # A workflow's step reads what it receives from its predecessors (BatchGetItem).
+            table=("dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"),
             # The event source mapping polls with the worker's role; the worker itself sends a
             # fresh copy of a record it hands back late, and dead-letters.
             queue=(
@@ -124,12 +141,23 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "Reaper",
         f"{HANDLERS}.reaper",
         "Re-enqueues, fails or cancels stuck jobs; runs on a schedule",
-        # It queries its two indexes (and only them), claims a stuck job with one conditional
+        # It queries its three indexes (and only them), claims a stuck job with one conditional
         # UpdateItem and re-sends its message; it reads the queue's depth and the age of its
-        # oldest message (SQS's CloudWatch metric) to tell a backlog from a lost message.
+        # oldest message (SQS's CloudWatch metric) to tell a backlog from a lost message. It
+        # finishes follow-ups cut short (the outbox index): reads the job or workflow, writes
+        # a workflow's missing members and moves workflows on.
         Grants(
-            table=("dynamodb:UpdateItem",),
-            indexes=(TOPOLOGY.table.lease_index, TOPOLOGY.table.pending_index),
+            table=(
+                "dynamodb:UpdateItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:BatchGetItem",
+            ),
+            indexes=(
+                TOPOLOGY.table.lease_index,
+                TOPOLOGY.table.pending_index,
+                TOPOLOGY.table.outbox_index,
+            ),
             index_actions=("dynamodb:Query",),
             queue=("sqs:SendMessage", "sqs:GetQueueAttributes"),
             unscoped=("cloudwatch:GetMetricData",),
@@ -141,6 +169,9 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("POST", "/jobs", "Submit", "submit_job"),
     RouteSpec("GET", "/jobs/{id}", "Status", "get_job"),
     RouteSpec("POST", "/jobs/{id}/cancel", "Cancel", "cancel_job"),
+    RouteSpec("POST", "/workflows", "Submit", "submit_workflow"),
+    RouteSpec("GET", "/workflows/{id}", "Status", "get_workflow"),
+    RouteSpec("POST", "/workflows/{id}/cancel", "Cancel", "cancel_workflow"),
 )
 
 

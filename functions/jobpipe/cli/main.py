@@ -1,13 +1,14 @@
-"""`jobpipe`: submit and watch jobs, read the dead-letter queue and replay it, run the local stack.
+"""`jobpipe`: submit and watch jobs and workflows, read the dead-letter queue and replay it, run
+the local stack.
 
 Exit codes (for scripts):
-  0  done (and, for --wait / wait, the job succeeded)
-  1  the job failed
+  0  done (and, for --wait / wait, the job or workflow succeeded)
+  1  the job (or workflow) failed
   2  usage: bad arguments, or the API refused the request (400, 409, 413, 422)
-  3  no such job (404)
+  3  no such job or workflow (404)
   4  the target: cannot connect, wrong URL, no credentials, access denied, server error
-  5  timed out waiting for the job
-  6  the job was cancelled (for --wait / wait)
+  5  timed out waiting
+  6  the job (or workflow) was cancelled (for --wait / wait)
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 if TYPE_CHECKING:
     from jobpipe.cli.target import Target
-    from jobpipe.client import ApiError, JobInfo
+    from jobpipe.client import ApiError, JobInfo, WorkflowInfo, WorkflowNode
     from jobpipe.ops.dlq import DeadLetterQueue, ReplayFilter
 
 EXIT_OK = 0
@@ -165,6 +167,29 @@ def build_parser() -> argparse.ArgumentParser:
         "when its code next checks)",
     )
     cancel.add_argument("job_id")
+
+    workflow = command("workflow", "workflows: chains, groups and chords of jobs")
+    flows = workflow.add_subparsers(dest="workflow_command", required=True, metavar="COMMAND")
+
+    def flow_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = flows.add_parser(name, help=help_text, description=help_text)
+        _target_options(sub, inherited=True)
+        return sub
+
+    flow_submit = flow_command(
+        "submit", "submit a workflow from a JSON file (and, with --wait, watch it to the end)"
+    )
+    flow_submit.add_argument("file", help='the tree as JSON ({"chain": [...]}, ...); - for stdin')
+    flow_submit.add_argument("--idempotency-key", help="same key and body: the same workflow")
+    flow_submit.add_argument("--wait", action="store_true", help="poll until the workflow ends")
+    flow_submit.add_argument("--timeout", type=_positive_float, default=DEFAULT_WAIT_TIMEOUT)
+    flow_status = flow_command("status", "show a workflow's tree and each step's status")
+    flow_status.add_argument("workflow_id")
+    flow_wait = flow_command("wait", "poll a workflow until it ends")
+    flow_wait.add_argument("workflow_id")
+    flow_wait.add_argument("--timeout", type=_positive_float, default=DEFAULT_WAIT_TIMEOUT)
+    flow_cancel = flow_command("cancel", "cancel every step of a workflow not yet finished")
+    flow_cancel.add_argument("workflow_id")
 
     dlq = command("dlq", "the dead-letter queue")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
@@ -574,6 +599,129 @@ def cmd_local(args: argparse.Namespace, output: Output) -> int:
     return EXIT_OK
 
 
+def _tree_lines(node: WorkflowNode, depth: int = 0) -> list[str]:
+    """The tree, one node a line: `chain  running`, then its nodes indented."""
+    indent = "  " * depth
+    if node.kind == "step":
+        return [f"{indent}{node.type or '?':<16} {node.status:<10} {node.job_id or ''}".rstrip()]
+    flag = "  (continue on failure)" if node.continue_on_failure else ""
+    lines = [f"{indent}{node.kind:<16} {node.status}{flag}"]
+    if node.kind == "chord":
+        lines.append(f"{indent}  header")
+        for child in node.nodes:
+            lines.extend(_tree_lines(child, depth + 2))
+        if node.body is not None:
+            lines.append(f"{indent}  body")
+            lines.extend(_tree_lines(node.body, depth + 2))
+        return lines
+    for child in node.nodes:
+        lines.extend(_tree_lines(child, depth + 1))
+    return lines
+
+
+def _workflow_lines(workflow: WorkflowInfo) -> list[str]:
+    lines = [
+        f"workflow   {workflow.workflow_id}",
+        f"status     {workflow.status}  ({workflow.members} steps)",
+        f"created    {workflow.created_at}",
+    ]
+    if workflow.completed_at:
+        lines.append(f"completed  {workflow.completed_at}")
+    lines.extend(_tree_lines(workflow.tree))
+    if workflow.succeeded:
+        if workflow.result_omitted:
+            lines.append(f"result     not shown: {workflow.result_omitted}")
+        else:
+            lines.append(f"result     {json.dumps(workflow.result)}")
+    if workflow.error is not None:
+        error = workflow.error
+        lines.append(
+            f"error      {error.type}: {error.message}  (step {error.path}, job {error.job_id})"
+        )
+    return lines
+
+
+def _show_workflow(output: Output, workflow: WorkflowInfo) -> None:
+    if output.as_json:
+        output.data(workflow.to_dict())
+    else:
+        for line in _workflow_lines(workflow):
+            output.text(line)
+
+
+class WorkflowProgress:
+    """Live lines while waiting: each step's change of status, with the time since the start."""
+
+    def __init__(self, output: Output, clock: Callable[[], float] = time.monotonic) -> None:
+        self._output = output
+        self._clock = clock
+        self._started = clock()
+        self._seen: dict[str, str] = {}
+
+    def __call__(self, workflow: WorkflowInfo) -> None:
+        if self._output.as_json:
+            return
+        elapsed = f"{self._clock() - self._started:6.1f}s"
+        for node in workflow.tree.steps():
+            if self._seen.get(node.path) != node.status:
+                self._seen[node.path] = node.status
+                label = f"{node.path} {node.type or ''}".strip()
+                self._output.note(f"{elapsed}  {node.status:<10} {label}")
+
+
+def _finish_workflow(output: Output, workflow: WorkflowInfo) -> int:
+    _show_workflow(output, workflow)
+    if workflow.cancelled:
+        return EXIT_CANCELLED
+    return EXIT_OK if workflow.succeeded else EXIT_JOB_FAILED
+
+
+def _read_tree(path: str) -> dict[str, Any]:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        tree = json.loads(text)
+    except ValueError as error:
+        raise UsageError(f"{path} is not JSON: {error}") from None
+    if not isinstance(tree, dict):
+        raise UsageError(f'{path} must hold a JSON object: {{"chain": [...]}}, a group or a chord')
+    return tree
+
+
+def cmd_workflow(args: argparse.Namespace, target: Target, output: Output) -> int:
+    client = target.client()
+    command = args.workflow_command
+    if command == "submit":
+        tree = _read_tree(args.file)
+        workflow = client.submit_workflow(tree, idempotency_key=args.idempotency_key)
+        if not args.wait:
+            if output.as_json:
+                output.data(workflow.to_dict())
+            else:
+                output.text(workflow.workflow_id)
+                output.note(f"submitted a workflow of {workflow.members} steps, {workflow.status}")
+            return EXIT_OK
+        output.note(f"submitted workflow {workflow.workflow_id} ({workflow.members} steps)")
+        progress = WorkflowProgress(output)
+        progress(workflow)
+        workflow = client.wait_workflow(
+            workflow.workflow_id, timeout=args.timeout, on_update=progress
+        )
+        return _finish_workflow(output, workflow)
+    if command == "status":
+        _show_workflow(output, client.get_workflow(args.workflow_id))
+        return EXIT_OK
+    if command == "wait":
+        workflow = client.wait_workflow(
+            args.workflow_id, timeout=args.timeout, on_update=WorkflowProgress(output)
+        )
+        return _finish_workflow(output, workflow)
+    _show_workflow(output, client.cancel_workflow(args.workflow_id))
+    return EXIT_OK
+
+
 # --- errors → exit codes -----------------------------------------------------------------------
 
 
@@ -633,6 +781,7 @@ def main(
         ApiError,
         ConnectionFailedError,
         CredentialsError,
+        JobInfo,
         WaitTimeoutError,
     )
 
@@ -651,6 +800,8 @@ def main(
             return cmd_wait(args, target, output)
         if args.command == "cancel":
             return cmd_cancel(args, target, output)
+        if args.command == "workflow":
+            return cmd_workflow(args, target, output)
         if args.dlq_command == "list":
             return cmd_dlq_list(args, target, output)
         return cmd_dlq_replay(args, target, output)
@@ -661,7 +812,9 @@ def main(
         return output.error(error.error_type, message, code)
     except WaitTimeoutError as error:
         if not output.as_json:
-            for line in _job_lines(error.job):
+            shown = error.job
+            lines = _job_lines(shown) if isinstance(shown, JobInfo) else _workflow_lines(shown)
+            for line in lines:
                 output.note(line)
         return output.error("WaitTimeoutError", str(error), EXIT_TIMEOUT)
     except ConnectionFailedError as error:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from jobpipe.domain.job import Cause, Job, Step, Waiter
 from jobpipe.domain.states import JobStatus, WorkflowStatus
@@ -372,12 +372,15 @@ def received(inputs: Any, jobs: Mapping[str, Job], takes_outcomes: bool) -> Any:
     return map_refs(inputs, value)
 
 
+NodeKind = Literal["step", "chain", "group", "chord"]
+
+
 @dataclass(frozen=True)
 class NodeView:
     """A node of a workflow as it stands: its kind, path and status, and its children (or, for
     a step, its job)."""
 
-    kind: str  # step, chain, group, chord
+    kind: NodeKind
     path: str
     status: str
     job: Job | None = None
@@ -404,7 +407,7 @@ def view(shape: Any, jobs: Sequence[Job | None], path: str = "") -> NodeView:
         header_status = _together(header, go_on)
         status = body.status if header_status == "succeeded" else header_status
         return NodeView("chord", path, status, None, header, body, go_on)
-    kind = "chain" if "chain" in shape else "group"
+    kind: NodeKind = "chain" if "chain" in shape else "group"
     children = tuple(view(s, jobs, f"{_child(path, kind)}[{i}]") for i, s in enumerate(shape[kind]))
     status = _in_turn(children) if kind == "chain" else _together(children, go_on)
     return NodeView(kind, path, status, None, children, None, go_on)

@@ -32,6 +32,13 @@ class FlakyParams(BaseModel):
     fail_times: int = Field(ge=0, le=20)
 
 
+class AddParams(BaseModel):
+    value: float = 0
+    # What a workflow step receives: a number, or a group's list of them (nested for nested
+    # groups).
+    input: float | list[Any] | None = None
+
+
 @job_type("echo", backoff=EXAMPLE_BACKOFF, timeout=5)
 def echo(params: EchoParams) -> dict[str, Any]:
     """Returns its params."""
@@ -80,3 +87,18 @@ def flaky(params: FlakyParams, context: JobContext) -> dict[str, Any]:
             f"attempt {context.attempt} of {params.fail_times} planned failures"
         )
     return {"attempts": context.attempt}
+
+
+@job_type("add", backoff=EXAMPLE_BACKOFF, timeout=5)
+def add(params: AddParams) -> float:
+    """Adds `value` to what it receives (a number, or all the numbers of a group's results):
+    a workflow's running total."""
+    return params.value + _total(params.input)
+
+
+def _total(received: Any) -> float:
+    if isinstance(received, list):
+        return sum(_total(item) for item in received)
+    if isinstance(received, int | float):
+        return float(received)
+    return 0.0
