@@ -24,16 +24,26 @@ for a seed:
                   they learn a few seconds into the run
     cancel        jobs cancelled by their owner right after submit, racing the workers' start
     async         jobs of an `async def` type, awaited side by side within their batch
+    fanin_cut     a workflow step's end is written but what follows it (counting it, releasing
+                  the next step) is cut off: the reaper's follow-up sweep must finish it
+
+Workflows run beside the jobs, their steps carrying the same faults: chains, groups, chords, one
+chain with a step that always fails, and one chord whose header has `--chord` steps (1,000 by
+default). Each must end as its steps did: a chain's steps ran in order, each receiving its
+predecessor's result; a chord's body ran once, with every header result; a failed step's
+followers never ran; no workflow is left running.
 
 Each chaos job appends its id to a ledger file (O_APPEND) just before it returns. At the end the
 faults stop, the DLQ is replayed, the pipeline drains, and the store is checked against the
 ledger. The last line printed is
 
-    chaos: jobs=N faults=F lost=L duplicate_effects=D stuck=S dead_lettered=X replayed=R recovered=V
+    chaos: jobs=N faults=F lost=L duplicate_effects=D stuck=S dead_lettered=X replayed=R \
+recovered=V workflows=W workflow_errors=E
 
-and the exit status is 0 only when L, D and S are 0 and V equals R.
+and the exit status is 0 only when L, D, S and E are 0 and V equals R.
 
-Usage: python scripts/chaos.py [--jobs N] [--seed S] [--workers W] [--function-timeout T]
+Usage: python scripts/chaos.py [--jobs N] [--chord M] [--seed S] [--workers W]
+                               [--function-timeout T]
 """
 
 from __future__ import annotations
@@ -85,6 +95,7 @@ FAULT_KINDS = (
     "unknown_type",
     "cancel",
     "async",
+    "fanin_cut",
 )
 CHAOS_TYPE = "chaos"
 PERMANENT_TYPE = "chaos_permanent"
@@ -119,6 +130,11 @@ CHAOS_CLIENT = ClientShape(connect_timeout_seconds=0.25, read_timeout_seconds=0.
 BOTOCORE_MAX_ATTEMPTS = CHAOS_CLIENT.max_attempts
 
 ENV_LEDGER = "JOBPIPE_CHAOS_LEDGER"
+# A follow-up still due this long after its job ended was cut off: the reaper does it.
+FOLLOWUP_GRACE_SECONDS = 3
+# Workflow steps' seqs, apart from the jobs'.
+FLOW_SEQ_BASE = 1_000_000
+BIG_CHORD_SEQ_BASE = 9_000_000
 
 
 # --- the chaos job types -----------------------------------------------------------------------
@@ -134,6 +150,10 @@ class ChaosParams(BaseModel):
     crash: bool = False
     # Carried only to be stored and sent (the large-params fault).
     text: str = ""
+    # A workflow step: what follows its end is cut off the first time (the fanin_cut fault).
+    cut_fanin: bool = False
+    # A workflow step: what it receives from its predecessors.
+    input: Any = None
 
 
 class ChaosPermanentError(Exception):
@@ -184,7 +204,20 @@ def _faults_before_run(params: ChaosParams, context: JobContext) -> None:
 def chaos_job(params: ChaosParams, context: JobContext) -> dict[str, Any]:
     _faults_before_run(params, context)
     record_run(context.job_id)
-    return {"seq": params.seq}
+    return _result(params)
+
+
+def _result(params: ChaosParams) -> dict[str, Any]:
+    """The job's seq, and for a workflow step the seqs of what it received (nested as sent)."""
+    if params.input is None:
+        return {"seq": params.seq}
+    return {"seq": params.seq, "received": seqs_of(params.input)}
+
+
+def seqs_of(received: Any) -> Any:
+    if isinstance(received, list):
+        return [seqs_of(item) for item in received]
+    return received.get("seq") if isinstance(received, dict) else None
 
 
 async def chaos_async_job(params: ChaosParams, context: JobContext) -> dict[str, Any]:
@@ -194,7 +227,7 @@ async def chaos_async_job(params: ChaosParams, context: JobContext) -> dict[str,
     await asyncio.sleep(0.05)  # some I/O, while the batch's other async jobs wait too
     context.progress(1, 1)
     record_run(context.job_id)
-    return {"seq": params.seq}
+    return _result(params)
 
 
 def chaos_long_job(params: ChaosParams, context: JobContext) -> dict[str, Any]:
@@ -285,6 +318,7 @@ def chaos_topology(function_timeout: int) -> Topology:
             lease_margin_seconds=2,
             pending_grace_seconds=2 * visibility,
             local_interval_seconds=2,
+            followup_grace_seconds=FOLLOWUP_GRACE_SECONDS,
         ),
     )
 
@@ -429,6 +463,7 @@ def worker_child(args: argparse.Namespace) -> int:
             lambda kind, _streak: emit(kind), exhaust=is_start_write, every=args.throttle_every
         )
         install_throttling(clients.dynamodb(), hook)
+        cut_fanin()
 
     def handler(event: dict[str, Any], context: Any) -> Any:
         response = worker.handler(event, context)
@@ -460,6 +495,23 @@ def worker_child(args: argparse.Namespace) -> int:
         except Exception:  # noqa: BLE001  (a failed poll must not end the worker)
             stop.wait(0.5)
     return 0
+
+
+def cut_fanin() -> None:
+    """The first time a planned step's end is followed up, the process "dies" before any of
+    it is done: the step's end is written, what follows it is not."""
+    from jobpipe.errors import StoreError
+    from jobpipe.followups import FollowUps
+
+    job_ended = FollowUps.job_ended
+
+    def cut(self: FollowUps, job: Any) -> None:
+        if job.params.get("cut_fanin") and first_time(f"fanin-{job.job_id}"):
+            emit("fanin_cut", job.job_id)
+            raise StoreError("chaos: the process died before the step's follow-ups")
+        job_ended(self, job)
+
+    FollowUps.job_ended = cut  # type: ignore[method-assign]
 
 
 def first_time(name: str) -> bool:
@@ -578,6 +630,125 @@ def make_plans(jobs: int, rng: random.Random) -> list[Plan]:
             )
         )
     return plans
+
+
+@dataclass
+class FlowPlan:
+    """A workflow of chaos steps, and how it must end."""
+
+    seq: int
+    tree: dict[str, Any]
+    # Holds a step that always fails (in its second place): it must end failed, naming it.
+    fails: bool = False
+
+
+def flow_step(seq: int, rng: random.Random, *, job_type: str = CHAOS_TYPE) -> dict[str, Any]:
+    """A step whose faults each leave it attempts to succeed: a workflow step that fails
+    for good fails its workflow, which a replay does not undo."""
+    params: dict[str, Any] = {"seq": seq}
+    roll = rng.random()
+    if roll < 0.15:
+        params["fail_attempts"] = [1]
+    elif roll < 0.19:
+        params["timeout_attempt"] = 1
+    elif roll < 0.21:
+        params["crash"] = True
+    if rng.random() < 0.12:
+        params["cut_fanin"] = True
+    return {"type": job_type, "params": params}
+
+
+def make_flow_plans(count: int, chord_size: int, rng: random.Random) -> list[FlowPlan]:
+    """Chains, chords, chains of groups and groups in turn; the second a chain that fails; the
+    last a chord of `chord_size` header steps."""
+    plans = []
+    for w in range(count):
+        seqs = iter(range(FLOW_SEQ_BASE + w * 1000, FLOW_SEQ_BASE + (w + 1) * 1000))
+
+        def one(job_type: str = CHAOS_TYPE, seqs: Iterator[int] = seqs) -> dict[str, Any]:
+            return flow_step(next(seqs), rng, job_type=job_type)
+
+        tree: dict[str, Any]
+        if w == 1:
+            tree = {"chain": [one(), one(PERMANENT_TYPE), one()]}
+            plans.append(FlowPlan(w, tree, fails=True))
+            continue
+        shape = w % 4
+        if shape == 0:
+            tree = {"chain": [one() for _ in range(rng.randint(3, 5))]}
+        elif shape == 1:
+            tree = {"chord": {"header": [one() for _ in range(rng.randint(3, 8))], "body": one()}}
+        elif shape == 2:
+            tree = {"chain": [{"group": [one(), one()]}, one(), {"group": [one(), one(), one()]}]}
+        else:
+            tree = {"group": [one(ASYNC_TYPE) for _ in range(rng.randint(2, 4))]}
+        plans.append(FlowPlan(w, tree))
+    header = [flow_step(BIG_CHORD_SEQ_BASE + i, rng) for i in range(chord_size)]
+    body = flow_step(BIG_CHORD_SEQ_BASE + chord_size, rng)
+    plans.append(FlowPlan(count, {"chord": {"header": header, "body": body}}))
+    return plans
+
+
+def check_flow(
+    plan: FlowPlan, workflow: Any, members: dict[str, Any], runs: Counter[str]
+) -> list[str]:
+    """What is wrong with how the workflow ended (nothing, when it ended as its steps did)."""
+    from jobpipe.domain.states import JobStatus, WorkflowStatus
+    from jobpipe.domain.workflow import map_refs
+
+    if workflow is None:
+        return [f"workflow {plan.seq}: missing from the store"]
+    wid = workflow.workflow_id
+    if not workflow.is_terminal:
+        return [f"workflow {wid}: still {workflow.status.value}"]
+    problems = []
+    ids = workflow.member_ids()
+    jobs = [members.get(job_id) for job_id in ids]
+    for job_id, job in zip(ids, jobs, strict=True):
+        if job is None:
+            problems.append(f"workflow {wid}: step {job_id} missing from the store")
+        elif not job.is_terminal:
+            problems.append(f"workflow {wid}: step {job_id} still {job.status.value}")
+        elif runs[job_id] > 1:
+            problems.append(f"workflow {wid}: step {job_id} completed {runs[job_id]} times")
+        elif job.status is JobStatus.CANCELLED and (runs[job_id] or job.attempts):
+            problems.append(f"workflow {wid}: skipped step {job_id} ran")
+    if problems:
+        return problems
+    seq_of = {job.job_id: job.params["seq"] for job in jobs if job is not None}
+    if workflow.status is WorkflowStatus.SUCCEEDED:
+        if plan.fails:
+            return [f"workflow {wid}: succeeded though a step always fails"]
+        for job in jobs:
+            assert job is not None and job.step is not None
+            if job.status is not JobStatus.SUCCEEDED or runs[job.job_id] != 1:
+                problems.append(f"workflow {wid}: succeeded, but {job.job_id} is {job.status}")
+                continue
+            inputs = job.step.inputs
+            if inputs is None:
+                continue
+            expected = map_refs(inputs, lambda job_id: seq_of[job_id])
+            if (job.result or {}).get("received") != expected:
+                problems.append(f"workflow {wid}: {job.step.path} received the wrong results")
+            before = [members[i].completed_at or 0 for i in _leaves(inputs)]
+            if (job.started_at or 0) < max(before):
+                problems.append(f"workflow {wid}: {job.step.path} started before its inputs ended")
+        return problems
+    # Failed (or cancelled): the step it names ended that way (or was dead-lettered and
+    # replayed since); every step that never ran was skipped.
+    error = workflow.error
+    cause = members.get(error.job_id) if error is not None else None
+    if cause is None:
+        return [f"workflow {wid}: {workflow.status.value} naming no step"]
+    if cause.status is JobStatus.SUCCEEDED and not cause.replays:
+        problems.append(f"workflow {wid}: {workflow.status.value} naming a step that succeeded")
+    if plan.fails and (error is None or error.path != "chain[1]"):
+        problems.append(f"workflow {wid}: failed, but not because of its failing step")
+    return problems
+
+
+def _leaves(ref: Any) -> list[str]:
+    return [leaf for part in ref for leaf in _leaves(part)] if isinstance(ref, list) else [ref]
 
 
 class Children:
@@ -705,6 +876,8 @@ class Result:
     poison_in_dlq: int
     poison_left: int
     seconds: float
+    workflows: int = 0
+    workflow_errors: int = 0
 
     @property
     def ok(self) -> bool:
@@ -713,6 +886,7 @@ class Result:
             and self.duplicate_effects == 0
             and self.stuck == 0
             and self.recovered == self.replayed
+            and self.workflow_errors == 0
         )
 
     def line(self) -> str:
@@ -720,13 +894,15 @@ class Result:
             f"chaos: jobs={self.jobs} faults={self.faults} lost={self.lost} "
             f"duplicate_effects={self.duplicate_effects} stuck={self.stuck} "
             f"dead_lettered={self.dead_lettered} replayed={self.replayed} "
-            f"recovered={self.recovered}"
+            f"recovered={self.recovered} workflows={self.workflows} "
+            f"workflow_errors={self.workflow_errors}"
         )
 
 
 def run(
     jobs: int,
     *,
+    chord: int = 1000,
     seed: int = 7,
     workers: int = 2,
     function_timeout: int = 6,
@@ -764,7 +940,9 @@ def run(
             contextlib.redirect_stdout(noise),
             _chaos_stack_class(topology)(port=0, prefix="chaos", worker=False) as stack,
         ):
-            result = _run(stack, registry, topology, jobs, seed, workers, timeout, workdir, tell)
+            result = _run(
+                stack, registry, topology, jobs, chord, seed, workers, timeout, workdir, tell
+            )
             return result
     finally:
         noise.close()
@@ -790,6 +968,7 @@ def _run(
     registry: Registry,
     topology: Topology,
     jobs: int,
+    chord: int,
     seed: int,
     workers: int,
     timeout: float,
@@ -804,8 +983,10 @@ def _run(
     from jobpipe.client import JobsClient
     from jobpipe.domain.job import new_job_id
     from jobpipe.domain.states import JobStatus
+    from jobpipe.followups import FollowUps
     from jobpipe.ops.dlq import Action, DeadLetterQueue
     from jobpipe.reaper.service import Reaper, ReaperPolicy
+    from jobpipe.workflow.service import WorkflowService
 
     started = time.monotonic()
     config = stack.config
@@ -836,11 +1017,16 @@ def _run(
     )
     clients.sqs().meta.events.register("before-send.sqs.SendMessage", send_failure)
 
-    # The reaper, on the compressed clock, with its own clients.
+    # The reaper, on the compressed clock, with its own clients; it finishes follow-ups and
+    # workflow creations cut short.
+    reaper_store = DynamoDBJobStore(config.table_name, boto3.client("dynamodb"))
+    reaper_queue = SQSJobQueue(config.queue_url, config.dlq_url, boto3.client("sqs"))
+    finish = WorkflowService(reaper_store, reaper_queue, registry).finish
     reaper = Reaper(
-        DynamoDBJobStore(config.table_name, boto3.client("dynamodb")),
-        SQSJobQueue(config.queue_url, config.dlq_url, boto3.client("sqs")),
+        reaper_store,
+        reaper_queue,
         registry,
+        followups=FollowUps(reaper_store, reaper_queue, finish_workflow=finish),
         policy=ReaperPolicy(
             running_grace_ms=(
                 topology.queue.visibility_timeout_seconds + topology.reaper.lease_margin_seconds
@@ -848,6 +1034,7 @@ def _run(
             * 1000,
             pending_grace_ms=topology.reaper.pending_grace_seconds * 1000,
             max_jobs_per_run=topology.reaper.max_jobs_per_run,
+            followup_grace_ms=topology.reaper.followup_grace_seconds * 1000,
         ),
     )
     reaped: Counter[str] = Counter()
@@ -948,9 +1135,24 @@ def _run(
                 sqs.send_message(QueueUrl=config.queue_url, MessageBody=job.message().to_body())
                 tally.add("duplicate")
 
+    flow_plans = make_flow_plans(max(3, jobs // 25), chord, rng)
+    flows: dict[int, str] = {}
+    flow_members: dict[int, list[str]] = {}
+
+    def submit_flow(plan: FlowPlan) -> None:
+        key = f"chaos-flow-{seed}-{plan.seq}"
+        submitted = client.submit_workflow(plan.tree, idempotency_key=key, retries=6)
+        flows[plan.seq] = submitted.workflow_id
+        flow_members[plan.seq] = [str(s.job_id) for s in submitted.tree.steps()]
+
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(submit, plans))
-    say(f"chaos: submitted {len(ids)} jobs in {time.monotonic() - started:.1f} s")
+        list(pool.map(submit_flow, flow_plans))
+    steps = sum(len(m) for m in flow_members.values())
+    say(
+        f"chaos: submitted {len(ids)} jobs and {len(flows)} workflows of {steps} steps in "
+        f"{time.monotonic() - started:.1f} s"
+    )
     by_id = {ids[p.seq]: p for p in plans}
     dup_done_left = {ids[p.seq] for p in plans if p.dup_done}
 
@@ -966,9 +1168,11 @@ def _run(
         return all(int(value) == 0 for value in attributes.values())
 
     open_jobs = set(by_id)
+    open_flows = set(flows.values())
 
     def settle(deadline: float, on_succeeded: Callable[[str], None] | None = None) -> bool:
-        """Wait until the queue has been empty twice in a row and no job is open."""
+        """Wait until the queue has been empty twice in a row, and no workflow is running (a
+        step waits for a follow-up that only the reaper will do)."""
         empty_before = False
         while time.monotonic() < deadline:
             for job_id in sorted(open_jobs):
@@ -977,8 +1181,12 @@ def _run(
                     open_jobs.discard(job_id)
                     if on_succeeded is not None and job.status is JobStatus.SUCCEEDED:
                         on_succeeded(job_id)
+            for workflow_id in sorted(open_flows):
+                workflow = store.get_workflow(workflow_id)
+                if workflow is not None and workflow.is_terminal:
+                    open_flows.discard(workflow_id)
             empty = queue_empty()
-            if empty and empty_before:
+            if empty and empty_before and not open_flows:
                 return True
             empty_before = empty
             time.sleep(1.0)
@@ -996,7 +1204,8 @@ def _run(
     drained = settle(deadline, redeliver_finished)
     say(
         f"chaos: faults phase {'drained' if drained else 'timed out'} after "
-        f"{time.monotonic() - started:.1f} s; {len(open_jobs)} jobs not terminal"
+        f"{time.monotonic() - started:.1f} s; {len(open_jobs)} jobs not terminal, "
+        f"{len(open_flows)} workflows running"
     )
 
     # Faults off: clean workers, no hooks; then replay the DLQ.
@@ -1094,6 +1303,14 @@ def _run(
     if not queue_empty():
         stuck += 1
         problems.append("the jobs queue is not empty")
+    workflow_errors = 0
+    for flow_plan in flow_plans:
+        workflow_id = flows.get(flow_plan.seq)
+        workflow = store.get_workflow(workflow_id) if workflow_id else None
+        members = store.get_many(flow_members.get(flow_plan.seq, []))
+        wrong = check_flow(flow_plan, workflow, members, runs)
+        workflow_errors += 1 if wrong else 0
+        problems.extend(wrong[:3])
     for problem in problems[:20]:
         say(f"chaos: problem: {problem}")
 
@@ -1122,6 +1339,8 @@ def _run(
         poison_in_dlq=poison_in_dlq,
         poison_left=poison_left,
         seconds=time.monotonic() - started,
+        workflows=len(flow_plans),
+        workflow_errors=workflow_errors,
     )
 
 
@@ -1141,6 +1360,9 @@ def ledger_lines(path: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument(
+        "--chord", type=int, default=1000, help="header steps of the run's largest chord"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--function-timeout", type=int, default=6, help="worker timeout, s")
@@ -1157,6 +1379,7 @@ def main(argv: list[str] | None = None) -> int:
         return worker_child(args)
     result = run(
         args.jobs,
+        chord=args.chord,
         seed=args.seed,
         workers=args.workers,
         function_timeout=args.function_timeout,

@@ -1,4 +1,5 @@
-"""`make chaos`, CI-sized: a few dozen jobs through the local pipeline under all nine faults."""
+"""`make chaos`, CI-sized: a few dozen jobs and a few workflows through the local pipeline under
+every kind of fault."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ LINE = re.compile(
     r"^chaos: jobs=(?P<jobs>\d+) faults=(?P<faults>\d+) lost=(?P<lost>\d+) "
     r"duplicate_effects=(?P<duplicate_effects>\d+) stuck=(?P<stuck>\d+) "
     r"dead_lettered=(?P<dead_lettered>\d+) replayed=(?P<replayed>\d+) "
-    r"recovered=(?P<recovered>\d+)$"
+    r"recovered=(?P<recovered>\d+) workflows=(?P<workflows>\d+) "
+    r"workflow_errors=(?P<workflow_errors>\d+)$"
 )
 
 
@@ -29,13 +31,16 @@ class _Request:
 @pytest.mark.slow
 def test_sixty_jobs_under_every_fault_lose_nothing_and_run_nothing_twice() -> None:
     # Given the local pipeline on a compressed clock, with every fault kind switched on
-    # When 60 jobs are driven through it and the DLQ is replayed with the faults off
+    # When 60 jobs and four workflows (one a chord of 20) are driven through it and the DLQ is
+    # replayed with the faults off
     run = subprocess.run(
         [
             sys.executable,
             str(SCRIPT),
             "--jobs",
             "60",
+            "--chord",
+            "20",
             "--function-timeout",
             "5",
             "--timeout",
@@ -59,6 +64,10 @@ def test_sixty_jobs_under_every_fault_lose_nothing_and_run_nothing_twice() -> No
     assert figures["stuck"] == 0, run.stdout
     assert figures["replayed"] >= 1, run.stdout
     assert figures["recovered"] == figures["replayed"], run.stdout
+    # And every workflow ended as its steps did: chains in order, each chord's body once with
+    # all of its header's results, no follower of a failed step run, none left running
+    assert figures["workflows"] == 4, run.stdout
+    assert figures["workflow_errors"] == 0, run.stdout
     assert run.returncode == 0
 
 
@@ -111,3 +120,15 @@ def test_the_compressed_topology_obeys_the_guardrails() -> None:
     # Then the synth's rules accept it: visibility 6 x timeout + window, receives above attempts
     chaos.check_guardrails(topology, chaos.chaos_registry())
     assert topology.queue.visibility_timeout_seconds == 31
+
+
+def test_the_workflow_plans_hold_every_shape_a_failing_chain_and_a_large_chord() -> None:
+    # Given a seeded run's workflows
+    plans = chaos.make_flow_plans(4, 20, chaos.random.Random(1))
+    roots = [next(iter(plan.tree)) for plan in plans]
+    # Then there are chains, chords and groups, one chain that must fail, the large chord
+    # last, and steps whose follow-ups are cut off
+    assert {"chain", "chord", "group"} <= set(roots)
+    assert [plan.fails for plan in plans].count(True) == 1
+    assert len(plans[-1].tree["chord"]["header"]) == 20
+    assert '"cut_fanin": true' in chaos.json.dumps([plan.tree for plan in plans])
