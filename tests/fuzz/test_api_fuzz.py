@@ -6,7 +6,8 @@ bytes that are not UTF-8, forms and multipart uploads, strings no Unicode text c
 surrogates) and other odd ones, sent with every Content-Type a browser or curl sends (and
 JSON's look-alikes and odd spellings), odd and oversized headers and odd job ids. For every
 request: no 5xx, no internal detail in the answer, and a rejected request writes and queues
-nothing; only `application/json` is ever accepted, and never a lone surrogate.
+nothing; only `application/json` is ever accepted, and never a lone surrogate. Workflows get the
+same, with trees built from every node kind, malformed ones among them, nested at random.
 
 The suite runs a few hundred requests; `make fuzz` runs 10,000 (JOBPIPE_FUZZ_EXAMPLES).
 """
@@ -30,8 +31,8 @@ from jobpipe.topology import TOPOLOGY
 from tests.fuzz.conftest import TALLY
 
 EXAMPLES = int(os.environ.get("JOBPIPE_FUZZ_EXAMPLES", "300"))
-# Five property tests share the budget (the header test sends two requests an example).
-PER_TEST = max(50, EXAMPLES // 5)
+# Seven property tests share the budget (the header test sends several requests an example).
+PER_TEST = max(40, EXAMPLES // 7)
 FUZZ = settings(
     max_examples=PER_TEST,
     deadline=None,
@@ -355,6 +356,91 @@ def test_odd_and_huge_headers_do_not_break_either_route(api: Api, name: str, val
     api.check("POST", "/jobs", body, headers)
     api.check("GET", "/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV", None, headers)
     api.check("POST", "/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV/cancel", None, headers)
+
+
+def _steps() -> st.SearchStrategy[Any]:
+    typed = st.fixed_dictionaries(
+        {"type": KNOWN_TYPES | ODD_STRINGS},
+        optional={"params": JSON | st.dictionaries(ODD_STRINGS, JSON, max_size=3)},
+    )
+    return typed | st.just({"type": "echo"}) | st.just({"type": "fail", "params": {}})
+
+
+def _nodes(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    many = st.lists(children, max_size=4)
+    flag = st.none() | st.booleans() | st.text(max_size=3)
+
+    def with_flag(node: dict[str, Any], value: Any) -> dict[str, Any]:
+        return node if value is None else {**node, "continue_on_failure": value}
+
+    chain = many.map(lambda nodes: {"chain": nodes})
+    group = st.tuples(many, flag).map(lambda pair: with_flag({"group": pair[0]}, pair[1]))
+    chord = st.tuples(many | JSON, children | JSON, flag).map(
+        lambda t: with_flag({"chord": {"header": t[0], "body": t[1]}}, t[2])
+    )
+    broken = st.sampled_from([{"chord": {"header": []}}, {"chain": [], "group": []}, {"x": []}])
+    return chain | group | chord | broken
+
+
+WORKFLOW_TREES = st.recursive(_steps(), _nodes, max_leaves=25)
+
+
+@st.composite
+def workflow_bodies(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(["tree", "tree", "tree", "json", "bytes", "wide", "huge"]))
+    if kind == "tree":
+        tree = draw(WORKFLOW_TREES)
+        if draw(st.booleans()):
+            return json.dumps(tree).encode()
+        return json.dumps(tree, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    if kind == "json":
+        return json.dumps(draw(JSON)).encode()
+    if kind == "bytes":
+        return draw(st.binary(max_size=200)) + b"\xff\xfe\x80"
+    if kind == "wide":
+        # Over the member limit: 413 before anything is written (a workflow at the limit is
+        # accepted: tests/workflow).
+        count = TOPOLOGY.workflow.max_members + draw(st.integers(min_value=1, max_value=3))
+        return json.dumps({"group": [{"type": "echo"}] * count}).encode()
+    limit = TOPOLOGY.api.max_body_bytes
+    return b'{"chain": [{"type": "echo", "params": {"pad": "' + b"x" * limit + b'"}}]}'
+
+
+@given(
+    body=workflow_bodies(),
+    idempotency_key=st.none() | HEADER_TEXT,
+    content_type=st.sampled_from(CONTENT_TYPES[:10]) | HEADER_TEXT,
+)
+@FUZZ
+def test_no_workflow_answers_5xx_or_writes_for_a_rejected_request(
+    api: Api, body: bytes, idempotency_key: str | None, content_type: str | None
+) -> None:
+    # Given any tree (or no tree) and headers / When it is POSTed to /workflows
+    headers = {} if content_type is None else {"content-type": content_type}
+    if idempotency_key is not None:
+        headers["idempotency-key"] = idempotency_key
+    status, answer = api.check("POST", "/workflows", body, headers)
+    # Then it is accepted or refused with a 4xx, never a server error (checked in `check`), and
+    # a refusal of the tree names where it is wrong
+    assert status in {202, 400, 409, 413, 415, 422}
+    assert status != 202 or _is_json(content_type), content_type
+    if status == 422:
+        assert json.loads(answer)["error"]["message"]
+
+
+@given(
+    workflow_id=st.text(max_size=80) | st.binary(max_size=40).map(lambda b: b.hex()),
+    cancel=st.booleans(),
+)
+@FUZZ
+def test_no_workflow_id_makes_its_routes_fail(api: Api, workflow_id: str, cancel: bool) -> None:
+    # Given any id, percent-encoded into the path / When it is read or cancelled
+    path = "/workflows/" + urllib.parse.quote(workflow_id, safe="")
+    status, _ = api.check(
+        "POST" if cancel else "GET", path + ("/cancel" if cancel else ""), None, {}
+    )
+    # Then the answer is 400 (not an id) or 404 (no such workflow), never a 5xx
+    assert status in {400, 404}
 
 
 def test_a_body_nested_thousands_deep_is_refused_cleanly(api: Api) -> None:

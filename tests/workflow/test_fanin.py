@@ -340,3 +340,17 @@ def test_a_member_cancelled_on_its_own_cancels_its_workflow(pipeline: Pipeline) 
     assert state.workflow.status is WorkflowStatus.CANCELLED
     assert state.workflow.error is not None and state.workflow.error.job_id == first_id
     assert state.members[1] is not None and state.members[1].status is JobStatus.CANCELLED
+
+
+def test_a_workflow_of_the_most_steps_allowed_is_written_whole_and_queued(
+    pipeline: Pipeline,
+) -> None:
+    # Given a group of exactly the member limit / When it is submitted
+    from jobpipe.topology import TOPOLOGY
+
+    limit = TOPOLOGY.workflow.max_members
+    workflow_id = pipeline.submit(group(*[add(1)] * limit))
+    # Then every member is written once and queued once
+    assert len(pipeline.store.records) == limit
+    assert len(pipeline.queue.messages) == limit
+    assert pipeline.state(workflow_id).workflow.members == limit

@@ -14,6 +14,7 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
 from jobpipe.domain.expressions import (
@@ -64,9 +65,10 @@ if TYPE_CHECKING:
 # Pages of an index query: small, since the reaper claims each job it reads with a write.
 QUERY_PAGE = 50
 KEY_RETENTION_SECONDS = 24 * 3600
-# DynamoDB's limits: actions per TransactWriteItems, keys per BatchGetItem.
-TRANSACTION_ITEMS = 100
+# DynamoDB's limit of keys per BatchGetItem.
 BATCH_GET_KEYS = 100
+# Conditional puts in flight at once when many jobs are written (a workflow's members).
+PARALLEL_PUTS = 16
 # BatchGetItem may leave keys unprocessed (throttling): asked again this many times.
 UNPROCESSED_TRIES = 8
 
@@ -281,28 +283,22 @@ class DynamoDBJobStore(JobStore):
         return None if job.expires_at < time.time() else job
 
     def create_many(self, jobs: Sequence[Job]) -> None:
-        for start in range(0, len(jobs), TRANSACTION_ITEMS):
-            chunk = jobs[start : start + TRANSACTION_ITEMS]
-            puts = [
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": to_item(to_record(job)),
-                        "ConditionExpression": f"attribute_not_exists({KEY})",
-                    }
-                }
-                for job in chunk
-            ]
-            try:
-                self._client.transact_write_items(TransactItems=puts)  # type: ignore[arg-type]
-            except self._client.exceptions.TransactionCanceledException:
-                # Some exist already (an earlier try of the same request wrote them): write the
-                # others one by one, each still only if it does not exist.
-                for job in chunk:
-                    with contextlib.suppress(IllegalTransitionError):
-                        self.create(job)
-            except Exception as exc:
-                raise _store_error("TransactWriteItems", exc) from exc
+        """Each job written only if it does not exist, PARALLEL_PUTS at a time. Conditional
+        PutItems, not transactions: nothing here needs all-or-nothing (a retry writes what is
+        missing), and a transaction bills two write units an item."""
+
+        def put(job: Job) -> None:
+            with contextlib.suppress(IllegalTransitionError):  # written by an earlier try
+                self.create(job)
+
+        if len(jobs) <= 1:
+            for job in jobs:
+                put(job)
+            return
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_PUTS, len(jobs))) as pool:
+            # Every put runs; the first failure is raised once all have ended.
+            for done in [pool.submit(put, job) for job in jobs]:
+                done.result()
 
     def get_many(self, job_ids: Sequence[str]) -> dict[str, Job]:
         found: dict[str, Job] = {}
@@ -568,5 +564,7 @@ class DynamoDBJobStore(JobStore):
 
 
 def _store_error(operation: str, exc: Exception) -> StoreError:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+    # A timeout or a connection error has no response (or a `response` of None).
+    response = getattr(exc, "response", None) or {}
+    code = response.get("Error", {}).get("Code", type(exc).__name__)
     return StoreError(f"DynamoDB {operation} failed: {code}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ AGE_METRIC = "ApproximateAgeOfOldestMessage"
 # SendMessageBatch takes at most 10 entries; a failed entry is sent again this many times.
 BATCH_ENTRIES = 10
 BATCH_TRIES = 4
+# SendMessageBatch calls in flight at once when many messages are sent (a workflow's first steps).
+PARALLEL_BATCHES = 8
 
 
 class SQSJobQueue:
@@ -57,26 +60,35 @@ class SQSJobQueue:
         """Send every body, ten to a SendMessageBatch. SQS answers each entry on its own (a batch
         that succeeds may hold failed entries): those are sent again; any still failing raises
         QueueError, and sending all of them again is harmless (the worker runs a job once per
-        attempt, however many messages it has)."""
-        for start in range(0, len(bodies), BATCH_ENTRIES):
-            entries = {
-                str(index): body for index, body in enumerate(bodies[start : start + BATCH_ENTRIES])
-            }
-            for attempt in range(BATCH_TRIES):
-                try:
-                    response = self._client.send_message_batch(
-                        QueueUrl=self._queue_url,
-                        Entries=[{"Id": key, "MessageBody": body} for key, body in entries.items()],
-                    )
-                except Exception as exc:
-                    raise _queue_error("SendMessageBatch", exc) from exc
-                failed = {entry["Id"] for entry in response.get("Failed", [])}
-                entries = {key: body for key, body in entries.items() if key in failed}
-                if not entries:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            if entries:
-                raise QueueError(f"SQS SendMessageBatch failed for {len(entries)} entries")
+        attempt, however many messages it has). Up to PARALLEL_BATCHES batches are in flight."""
+        batches = [
+            bodies[start : start + BATCH_ENTRIES] for start in range(0, len(bodies), BATCH_ENTRIES)
+        ]
+        if len(batches) <= 1:
+            for batch in batches:
+                self._send_batch(batch)
+            return
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_BATCHES, len(batches))) as pool:
+            # Every batch is sent; the first failure is raised once all have ended.
+            for done in [pool.submit(self._send_batch, batch) for batch in batches]:
+                done.result()
+
+    def _send_batch(self, batch: list[str]) -> None:
+        entries = {str(index): body for index, body in enumerate(batch)}
+        for attempt in range(BATCH_TRIES):
+            try:
+                response = self._client.send_message_batch(
+                    QueueUrl=self._queue_url,
+                    Entries=[{"Id": key, "MessageBody": body} for key, body in entries.items()],
+                )
+            except Exception as exc:
+                raise _queue_error("SendMessageBatch", exc) from exc
+            failed = {entry["Id"] for entry in response.get("Failed", [])}
+            entries = {key: body for key, body in entries.items() if key in failed}
+            if not entries:
+                return
+            time.sleep(min(0.05 * 2**attempt, 1.0))
+        raise QueueError(f"SQS SendMessageBatch failed for {len(entries)} entries")
 
     def send_to_dlq(self, body: str, attributes: dict[str, str]) -> str:
         try:
