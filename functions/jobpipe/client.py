@@ -320,6 +320,8 @@ class WorkflowInfo:
     result: Any = None
     result_omitted: str | None = None
     error: WorkflowFailure | None = None
+    # In the answer to a submit: where to poll it.
+    poll_url: str | None = None
     retry_after: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -356,6 +358,7 @@ class WorkflowInfo:
             )
             if isinstance(error, Mapping)
             else None,
+            poll_url=body.get("poll_url"),
             retry_after=retry_after,
             raw=dict(body),
         )

@@ -53,6 +53,24 @@ def test_a_twenty_step_chain_runs_every_step_in_order(client: JobsClient) -> Non
     assert all(job.attempts == 1 for job in jobs)
 
 
+def test_a_twenty_step_chain_of_echoes_shows_everything_each_step_received(
+    client: JobsClient,
+) -> None:
+    # Given a chain of twenty echoes, each returning all it received
+    submitted = client.submit_workflow(chain(*[step("echo", {"n": n}) for n in range(20)]))
+    assert submitted.poll_url and submitted.poll_url.endswith(f"/workflows/{submitted.workflow_id}")
+    # When it has run
+    done = client.wait_workflow(submitted.workflow_id, timeout=120)
+    # Then the last result holds every step's params, nested as they were passed on: within
+    # the params depth limit
+    assert done.succeeded
+    seen, value = [], done.result
+    while value is not None:
+        seen.append(value["n"])
+        value = value.get("input")
+    assert seen == list(range(19, -1, -1))
+
+
 def test_a_chord_runs_its_body_once_with_all_of_the_header_results(client: JobsClient) -> None:
     # Given a chord of fifty header steps and a body that adds up what it receives
     header = [add(i) for i in range(50)]

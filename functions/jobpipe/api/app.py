@@ -327,7 +327,9 @@ def _submit_workflow(router: Router, spec: RouteSpec) -> None:
             )
         )
         location = route("get_workflow").url(id=state.workflow.workflow_id)
-        return json_response(202, workflow_body(state), {"Location": location})
+        body = workflow_body(state)
+        body["poll_url"] = _absolute(router.current_event.raw_event, location)
+        return json_response(202, body, {"Location": location})
 
 
 def _get_workflow(router: Router, spec: RouteSpec) -> None:

@@ -187,6 +187,9 @@ class WorkflowBody(BaseModel):
     error: WorkflowFailureBody | None = Field(
         default=None, description="Present only when it failed or was cancelled: the cause."
     )
+    poll_url: str | None = Field(
+        default=None, description="In the answer to `POST /workflows`: where to poll it."
+    )
 
 
 def node_body(node: NodeView) -> WorkflowNodeBody:

@@ -339,9 +339,15 @@ class Worker:
         try:
             params = job_type.parse_params(self._params_of(job))
         except InvalidParamsError as invalid:
+            receives = job.step is not None and job.step.inputs is not None
             raise _PermanentResultError(
-                f"params no longer valid for {job_type.name!r}: {invalid}"
-                + "".join(f"; {f['loc']}: {f['msg']}" for f in invalid.fields[:5])
+                (
+                    f"what the step received is not valid for {job_type.name!r}: {invalid}"
+                    if receives
+                    else f"params no longer valid for {job_type.name!r}: {invalid}"
+                )
+                + "".join(f"; {f['loc']}: {f['msg']}" for f in invalid.fields[:5]),
+                "InputError" if receives else "ResultError",
             ) from None
         policy = job_type.policy
         if job_type.is_async:
