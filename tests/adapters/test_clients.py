@@ -55,3 +55,34 @@ def test_a_request_with_too_little_time_left_answers_503_without_calling_aws(
     assert body_of(response)["error"]["type"] == "ServiceUnavailableError"
     assert calls == []
     assert aws.item_count() == 0
+
+
+def test_a_call_that_times_out_is_a_store_or_queue_error_not_a_crash(aws: Aws) -> None:
+    # Given the table and the queue answering slower than the clients' read timeout
+    import boto3
+    from botocore.exceptions import ReadTimeoutError
+
+    from jobpipe.adapters.dynamodb import DynamoDBJobStore
+    from jobpipe.adapters.sqs import SQSJobQueue
+    from jobpipe.errors import QueueError, StoreError
+    from tests.factories import pending_job
+
+    def too_slow(**_: Any) -> None:
+        raise ReadTimeoutError(endpoint_url="http://127.0.0.1:1/")
+
+    dynamodb, sqs = boto3.client("dynamodb"), boto3.client("sqs")
+    dynamodb.meta.events.register("before-send.dynamodb.*", too_slow)
+    sqs.meta.events.register("before-send.sqs.*", too_slow)
+    store = DynamoDBJobStore(aws.table_name, dynamodb)
+    queue = SQSJobQueue(aws.queue_url, aws.dlq_url, sqs)
+    # When a job is written, many are, and messages are sent
+    # Then each failure is the store's or the queue's own error (an API answers 503 for it),
+    # naming the timeout
+    with pytest.raises(StoreError, match="ReadTimeoutError"):
+        store.create(pending_job())
+    with pytest.raises(StoreError, match="ReadTimeoutError"):
+        store.create_many([pending_job(), pending_job()])
+    with pytest.raises(QueueError, match="ReadTimeoutError"):
+        queue.send("{}")
+    with pytest.raises(QueueError, match="ReadTimeoutError"):
+        queue.send_many(["{}"] * 25)

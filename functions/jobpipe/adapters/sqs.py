@@ -170,7 +170,9 @@ class SQSJobQueue:
 
 
 def _queue_error(operation: str, exc: Exception) -> QueueError:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+    # A timeout or a connection error has no response (or a `response` of None).
+    response = getattr(exc, "response", None) or {}
+    code = response.get("Error", {}).get("Code", type(exc).__name__)
     return QueueError(f"SQS {operation} failed: {code}")
 
 
