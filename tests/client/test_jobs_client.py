@@ -226,3 +226,16 @@ def test_the_clients_job_has_every_field_of_the_apis_job_body() -> None:
 
     # Then the client's own dataclass (it must not import the server's models) reads each field
     assert set(JobBody.model_fields) <= {f.name for f in fields(JobInfo)}
+
+
+def test_the_clients_workflow_has_every_field_of_the_apis_workflow_body() -> None:
+    # Given the models of the workflow body and its tree's nodes
+    from dataclasses import fields
+
+    from jobpipe.api.bodies import WorkflowBody, WorkflowFailureBody, WorkflowNodeBody
+    from jobpipe.client import WorkflowFailure, WorkflowInfo, WorkflowNode
+
+    # Then the client's dataclasses read each field
+    assert set(WorkflowBody.model_fields) <= {f.name for f in fields(WorkflowInfo)}
+    assert set(WorkflowNodeBody.model_fields) <= {f.name for f in fields(WorkflowNode)}
+    assert set(WorkflowFailureBody.model_fields) <= {f.name for f in fields(WorkflowFailure)}
