@@ -3,7 +3,9 @@ values are typed). The transitions of `jobpipe.domain.states` are written over t
 
 Nothing is stored twice: a job's `completed_at` is the `updated_at` of its terminal transition,
 and a retrying job's `next_attempt_at` is its `pending_since` (the time it is due to be started,
-which also places it in the reaper's pending index). Params and results are stored as compact
+which also places it in the reaper's pending index). A scheduled job starts out in that index at
+its `run_at`; `run_at` itself is kept apart, since the reaper moves `pending_since` when it
+claims an overdue job. Params and results are stored as compact
 UTF-8 JSON, the size DynamoDB counts.
 """
 
@@ -60,6 +62,9 @@ def to_record(job: Job) -> Record:
     if job.status is JobStatus.PENDING:
         # In the reaper's pending index until a START takes it out.
         record[PENDING_SINCE] = job.updated_at
+    elif job.status is JobStatus.SCHEDULED and job.run_at is not None:
+        # Found by the reaper only once it is overdue.
+        record[PENDING_SINCE] = job.run_at
     elif job.status is JobStatus.RETRYING and job.next_attempt_at is not None:
         record[PENDING_SINCE] = job.next_attempt_at
     optional: dict[str, Any] = {
@@ -74,6 +79,8 @@ def to_record(job: Job) -> Record:
         "dlq_sent": True if job.dead_letter_sent else None,
         "cancel_requested": True if job.cancel_requested else None,
         "progress": progress_entry(job.progress) if job.progress is not None else None,
+        "run_at": job.run_at,
+        "schedule": job.schedule,
     }
     record.update({name: value for name, value in optional.items() if value is not None})
     return record
@@ -110,6 +117,8 @@ def from_record(record: Record) -> Job:
         prior_attempts=int(record.get("prior_attempts", 0)),
         cancel_requested=bool(record.get("cancel_requested", False)),
         progress=_progress(progress) if progress is not None else None,
+        run_at=_int(record.get("run_at")),
+        schedule=record.get("schedule"),
     )
 
 

@@ -36,6 +36,9 @@ from jobpipe.domain.expressions import All as AllOf
 
 
 class JobStatus(StrEnum):
+    # Waiting for its time (`run_at`): its message is delayed on the queue or held by a one-time
+    # schedule; it goes straight to `running` when the message arrives.
+    SCHEDULED = "scheduled"
     PENDING = "pending"
     RUNNING = "running"
     RETRYING = "retrying"
@@ -50,7 +53,7 @@ class JobStatus(StrEnum):
 
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 # Statuses a cancel ends at once: the job is not running, so nothing has to stop.
-CANCELLABLE_AT_ONCE = frozenset({JobStatus.PENDING, JobStatus.RETRYING})
+CANCELLABLE_AT_ONCE = frozenset({JobStatus.SCHEDULED, JobStatus.PENDING, JobStatus.RETRYING})
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,8 @@ def _t(
     return Transition(name, frozenset(sources), target, guard, changes, stamps)
 
 
-P, RUN, RET, OK, KO, CX = (
+S, P, RUN, RET, OK, KO, CX = (
+    JobStatus.SCHEDULED,
     JobStatus.PENDING,
     JobStatus.RUNNING,
     JobStatus.RETRYING,
@@ -109,13 +113,14 @@ NOT_CANCELLING = AllOf(THIS_ATTEMPT, Missing("cancel_requested"))
 OUT_OF_RUNNING = (Remove("lease_expires_at"), SetIfGiven("progress", Arg("progress")))
 
 # A worker starts an attempt and counts it: a pending job; a retrying one once its retry is due
-# (SQS may show the message early); or a running one whose lease (its worker's deadline) has
-# passed — its runner died. Never a job whose payload differs, whose attempts are used up, or
-# that was asked to cancel. The START that picks a job up takes it out of the reaper's pending
-# index in the same write.
+# (SQS may show the message early); a scheduled one once its time has come (a scheduled job's
+# `pending_since` is its `run_at`, until the reaper claims it); or a running one whose lease
+# (its worker's deadline) has passed — its runner died. Never a job whose payload differs, whose
+# attempts are used up, or that was asked to cancel. The START that picks a job up takes it out
+# of the reaper's pending index in the same write.
 START = _t(
     "start",
-    {P, RET, RUN},
+    {S, P, RET, RUN},
     RUN,
     AllOf(
         Is("payload_hash", Arg("payload_hash")),
@@ -123,7 +128,7 @@ START = _t(
         Missing("cancel_requested"),
         AnyOf(
             Is("status", P.value),
-            AllOf(Is("status", RET.value), AtMost("pending_since", Arg("due"))),
+            AllOf(IsIn("status", (RET.value, S.value)), AtMost("pending_since", Arg("due"))),
             AllOf(Is("status", RUN.value), Below("lease_expires_at", Arg("now"))),
         ),
     ),
@@ -168,7 +173,7 @@ _ABANDONED = (
     Remove("lease_expires_at"),
     Remove("pending_since"),
 )
-ABANDON = _t("abandon", {P, RUN, RET}, KO, None, _ABANDONED)
+ABANDON = _t("abandon", {S, P, RUN, RET}, KO, None, _ABANDONED)
 ABANDON_ATTEMPT = _t(
     "abandon",
     {RUN},
@@ -237,9 +242,11 @@ CLAIM_RUNNING = _t(
     (Set("lease_expires_at", Arg("now")),),
     stamps=False,
 )
+# A scheduled job overdue by the grace period is claimed like a pending one: its message (the
+# schedule's, or the delayed one) may be gone.
 CLAIM_WAITING = _t(
     "claim",
-    {P, RET},
+    {S, P, RET},
     None,
     Is("pending_since", Arg("seen")),
     (Set("pending_since", Arg("now")),),
