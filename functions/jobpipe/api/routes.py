@@ -32,6 +32,10 @@ class Grants:
     dlq: tuple[str, ...] = ()  # the dead-letter queue
     # Actions that have no resource-level permissions (granted on "*").
     unscoped: tuple[str, ...] = ()
+    # EventBridge Scheduler actions on the schedules of the stack's schedule group (only).
+    schedules: tuple[str, ...] = ()
+    # May hand the scheduler's role to the schedules it creates (iam:PassRole on that role only).
+    pass_scheduler_role: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,10 +85,13 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "Submit",
         f"{HANDLERS}.submit",
-        "POST /jobs: writes the job and queues it",
+        "POST /jobs: writes the job and queues it (or schedules it)",
         Grants(
             table=("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"),
             queue=("sqs:SendMessage",),
+            # A job due beyond 15 minutes waits on a one-time schedule.
+            schedules=("scheduler:CreateSchedule",),
+            pass_scheduler_role=True,
         ),
         api=True,
     ),
@@ -99,7 +106,11 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "Cancel",
         f"{HANDLERS}.cancel",
         "POST /jobs/{id}/cancel: cancels a job, or asks a running one to stop",
-        Grants(table=("dynamodb:GetItem", "dynamodb:UpdateItem")),
+        # A cancelled job's one-time schedule is deleted.
+        Grants(
+            table=("dynamodb:GetItem", "dynamodb:UpdateItem"),
+            schedules=("scheduler:DeleteSchedule",),
+        ),
         api=True,
     ),
     FunctionSpec(
@@ -134,6 +145,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             queue=("sqs:SendMessage", "sqs:GetQueueAttributes"),
             unscoped=("cloudwatch:GetMetricData",),
         ),
+    ),
+    FunctionSpec(
+        "Recurring",
+        f"{HANDLERS}.recurring",
+        "Creates the job of a recurring schedule's firing; invoked by EventBridge Scheduler",
+        # One conditional PutItem per firing (a second delivery finds the job: GetItem), and the
+        # job's message.
+        Grants(table=("dynamodb:PutItem", "dynamodb:GetItem"), queue=("sqs:SendMessage",)),
     ),
 )
 
