@@ -23,7 +23,7 @@ from aws_lambda_powertools.event_handler.openapi.types import (
     OpenAPIResponse,
     OpenAPIResponseHeader,
 )
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from jobpipe.api.bodies import ErrorBody, JobBody, SubmittedBody, iso, job_body
 from jobpipe.api.errors import (
@@ -69,9 +69,11 @@ class SubmitJobBody(BaseModel):
         description="Run the job this many seconds from now (at most a year); it is "
         "`scheduled` until then. Not with `run_at`.",
     )
-    run_at: AwareDatetime | None = Field(
+    # Text, checked by the submit service (a JSON number is not a time here).
+    run_at: str | None = Field(
         default=None,
-        strict=True,
+        max_length=64,
+        json_schema_extra={"format": "date-time"},
         description="Run the job at this time: RFC 3339 with an offset, e.g. "
         "`2026-05-01T09:00:00+02:00`; a time already past runs now, more than a year ahead is "
         "refused. Not with `delay_seconds`.",

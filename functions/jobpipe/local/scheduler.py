@@ -73,6 +73,9 @@ class LocalScheduler:
         self._last: dict[str, datetime] = {}
         self._first_seen: dict[str, datetime] = {}
         self.deliveries: list[Delivery] = []
+        # Deliver each firing this many more times (EventBridge delivers at least once): tests
+        # and `make chaos` duplicate deliveries with it.
+        self.extra_deliveries = 0
 
     def tick(self) -> list[Delivery]:
         """Fire every schedule of the group that is due on the clock; returns what it fired."""
@@ -135,7 +138,14 @@ class LocalScheduler:
         return fired
 
     def _deliver(self, name: str, target: Any, when: datetime) -> bool:
-        """Send the target its input for the firing at `when`; False when it failed."""
+        """Send the target its input for the firing at `when` (again, `extra_deliveries` more
+        times); False when the first delivery failed."""
+        delivered = self._deliver_once(name, target, when)
+        for _ in range(self.extra_deliveries if delivered else 0):
+            self._deliver_once(name, target, when)
+        return delivered
+
+    def _deliver_once(self, name: str, target: Any, when: datetime) -> bool:
         payload = str(target.get("Input", "")).replace(SCHEDULED_TIME, scheduled_time_text(when))
         arn = str(target["Arn"])
         try:
