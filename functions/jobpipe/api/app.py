@@ -60,12 +60,12 @@ class SubmitJobBody(BaseModel):
     params: dict[str, Any] = Field(
         default_factory=dict, description="Parameters, validated by the job type's model."
     )
+    # Bounds checked by the submit service, whose 422 says what a year is.
     delay_seconds: float | None = Field(
         default=None,
-        ge=0,
-        le=MAX_AHEAD_SECONDS,
         strict=True,
         allow_inf_nan=False,
+        json_schema_extra={"minimum": 0, "maximum": MAX_AHEAD_SECONDS},
         description="Run the job this many seconds from now (at most a year); it is "
         "`scheduled` until then. Not with `run_at`.",
     )

@@ -345,6 +345,14 @@ def firings_after(
             yield when
 
 
+def next_firing(expression: str, timezone: str, after: datetime) -> datetime | None:
+    """A cron or one-time expression's next firing after `after`; None for a rate (it counts
+    from when it was deployed) or a one-time expression already past."""
+    if expression.startswith("rate("):
+        return None
+    return next(iter(firings_after(expression, timezone, after)), None)
+
+
 def previous_firings(expression: str, timezone: str, before: datetime) -> Iterator[datetime]:
     """The times a cron expression fired at or before `before`, latest first."""
     from zoneinfo import ZoneInfo
