@@ -6,6 +6,8 @@ Context values (`cdk deploy -c name=value`):
   route instead of IAM (SigV4) auth.
 - `alarmEmail` or `alarmTopicArn`: where the alarms notify (an email address, subscribed to a new
   SNS topic; or an existing topic). Without either the alarms only show on the dashboard.
+- `pausedSchedules`: recurring schedules deployed paused (DISABLED): `all`, or their names,
+  comma-separated. A name no job type declares fails the synth.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ CONTEXT_JWT_ISSUER = "jwtIssuer"
 CONTEXT_JWT_AUDIENCE = "jwtAudience"
 CONTEXT_ALARM_EMAIL = "alarmEmail"
 CONTEXT_ALARM_TOPIC = "alarmTopicArn"
+CONTEXT_PAUSED_SCHEDULES = "pausedSchedules"
 
 
 class ContextError(ValueError):
@@ -74,16 +77,20 @@ def build_app(
 ) -> tuple[App, Stack]:
     """The app with the jobpipe stack and cdk-nag's AWS Solutions checks applied."""
     from jobpipe.domain.registry import load_job_types
+    from jobpipe.domain.schedule import paused_names
 
     app = App(context=dict(context or {}), outdir=outdir)
+    types = job_types if job_types is not None else load_job_types()
+    paused = app.node.try_get_context(CONTEXT_PAUSED_SCHEDULES)
     stack = JobpipeStack(
         app,
         str(app.node.try_get_context(CONTEXT_STACK_NAME) or DEFAULT_STACK_NAME),
         topology=topology,
-        job_types=job_types if job_types is not None else load_job_types(),
+        job_types=types,
         bundle=bundle if bundle is not None else lambda_bundle(),
         jwt=jwt_from_context(app),
         alarms=alarms_from_context(app),
+        paused_schedules=paused_names(str(paused) if paused else None, types.schedules),
         env=env,
         description="jobpipe: serverless job pipeline (API Gateway, SQS, Lambda, DynamoDB)",
     )

@@ -9,6 +9,7 @@ with the function it feeds.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import jsii
@@ -17,6 +18,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import IConstruct, IValidation
 
+from jobpipe.domain.schedule import RecurringSchedule
 from jobpipe.topology import Topology
 
 MIN_MAX_RECEIVE_COUNT = 5
@@ -29,7 +31,13 @@ class GuardrailError(ValueError):
 
 
 class JobTypes(Protocol):
+    # The recurring schedules the job types declare, by name (deployed by the stack).
+    @property
+    def schedules(self) -> Mapping[str, RecurringSchedule]: ...
+
     def max_attempts(self) -> int: ...
+
+    def schedule_problems(self) -> list[str]: ...
 
     def timeout_problems(
         self, max_timeout_seconds: float, worker_timeout_seconds: int
@@ -64,6 +72,9 @@ def topology_problems(topology: Topology, job_types: JobTypes) -> list[str]:
     problems.extend(
         job_types.timeout_problems(topology.max_job_timeout_seconds(), worker.timeout_seconds)
     )
+    # A schedule for an unknown job type, or with params its model refuses, would fail at every
+    # firing: it never reaches a template.
+    problems.extend(job_types.schedule_problems())
     if queue.dlq_retention_seconds <= queue.retention_seconds:
         problems.append(
             f"DLQ retention {queue.dlq_retention_seconds} s is not longer than the queue's "

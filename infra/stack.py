@@ -20,11 +20,13 @@ from infra.components.api import JobsApi, JwtAuth
 from infra.components.functions import FunctionFactory
 from infra.components.monitoring import Monitoring
 from infra.components.queues import JobQueues
+from infra.components.schedules import Schedules
 from infra.components.table import JobsTable
 from infra.components.worker import WorkerEventSource
 from infra.guardrails import JobTypes, SqsEventSourceRules, check_topology
 from jobpipe import settings
 from jobpipe.api.routes import FUNCTIONS, ROUTES, Grants
+from jobpipe.domain.schedule import definition
 from jobpipe.topology import Topology
 
 # The stack outputs' keys: the jobpipe CLI finds a deployed stack's API and queues by them.
@@ -45,6 +47,7 @@ class JobpipeStack(Stack):
         bundle: Bundle,
         jwt: JwtAuth | None = None,
         alarms: AlarmTarget | None = None,
+        paused_schedules: frozenset[str] = frozenset(),
         env: Environment | None = None,
         description: str | None = None,
     ) -> None:
@@ -55,6 +58,7 @@ class JobpipeStack(Stack):
 
         table = JobsTable(self, "Jobs", shape=topology.table).table
         queues = JobQueues(self, "Queues", shape=topology.queue)
+        schedules = Schedules(self, "Schedules", queues=queues)
         factory = FunctionFactory(
             self,
             "Functions",
@@ -66,6 +70,10 @@ class JobpipeStack(Stack):
                 settings.ENV_DLQ_URL: queues.dlq.queue_url,
                 settings.ENV_MAX_BODY_BYTES: str(topology.api.max_body_bytes),
                 settings.ENV_RETENTION_DAYS: str(topology.retention_days),
+                settings.ENV_QUEUE_ARN: queues.queue.queue_arn,
+                settings.ENV_DLQ_ARN: queues.dlq.queue_arn,
+                settings.ENV_SCHEDULE_GROUP: schedules.group_ref,
+                settings.ENV_SCHEDULER_ROLE_ARN: schedules.role.role_arn,
                 "POWERTOOLS_SERVICE_NAME": topology.service_name,
                 "POWERTOOLS_METRICS_NAMESPACE": topology.metrics_namespace,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -88,7 +96,7 @@ class JobpipeStack(Stack):
                 memory_mb=memory,
                 timeout_seconds=timeout,
             )
-            _grant(function, spec.grants, table, queues)
+            _grant(function, spec.grants, table, queues, schedules)
             functions[spec.name] = function
         worker, reaper = functions["Worker"], functions["Reaper"]
         # The reaper is reached by this schedule only: no route of the API leads to it.
@@ -102,6 +110,14 @@ class JobpipeStack(Stack):
         WorkerEventSource(
             self, "WorkerSource", worker=worker, queue=queues.queue, shape=topology.worker
         )
+        # The recurring schedules the job types declare, each firing the Recurring function.
+        schedules.recurring(
+            [
+                definition(each, paused=each.name in paused_schedules)
+                for each in job_types.schedules.values()
+            ],
+            target=functions["Recurring"],
+        )
 
         api = JobsApi(
             self,
@@ -112,6 +128,8 @@ class JobpipeStack(Stack):
             log_retention_days=topology.log_retention_days,
             jwt=jwt,
         )
+        notify = self._alarm_topic(alarms)
+        schedules.alarms(notify)
         Monitoring(
             self,
             "Monitoring",
@@ -126,7 +144,7 @@ class JobpipeStack(Stack):
             metrics=topology.metrics,
             namespace=topology.metrics_namespace,
             service=topology.service_name,
-            notify=self._alarm_topic(alarms),
+            notify=notify,
         )
 
         CfnOutput(self, OUTPUT_API_URL, value=api.url, description="The job API's base URL")
@@ -153,7 +171,11 @@ class JobpipeStack(Stack):
 
 
 def _grant(
-    function: lambda_.Function, grants: Grants, table: dynamodb.ITable, queues: JobQueues
+    function: lambda_.Function,
+    grants: Grants,
+    table: dynamodb.ITable,
+    queues: JobQueues,
+    schedules: Schedules,
 ) -> None:
     if grants.table:
         iam.Grant.add_to_principal(
@@ -169,6 +191,10 @@ def _grant(
         queues.queue.grant(function, *grants.queue)
     if grants.dlq:
         queues.dlq.grant(function, *grants.dlq)
+    if grants.schedules:
+        schedules.grant(function, grants.schedules)
+    if grants.pass_scheduler_role:
+        schedules.grant_pass_role(function)
     if grants.unscoped:
         # Actions with no resource-level permissions (acknowledged in the function factory).
         iam.Grant.add_to_principal(

@@ -24,6 +24,11 @@ for a seed:
                   they learn a few seconds into the run
     cancel        jobs cancelled by their owner right after submit, racing the workers' start
     async         jobs of an `async def` type, awaited side by side within their batch
+    time          delayed jobs: a few seconds on the queue (SQS DelaySeconds), or beyond 15
+                  minutes on a one-time schedule, fired by the local scheduler (its clock runs
+                  ahead) and delivered twice; and scheduled jobs cancelled while their schedule
+                  stays (its delete failed), whose firing must be dropped. None may run early,
+                  twice, or at all once cancelled, and no schedule may be left behind
     fanin_cut     a workflow step's end is written but what follows it (counting it, releasing
                   the next step) is cut off: the reaper's follow-up sweep must finish it
 
@@ -95,6 +100,7 @@ FAULT_KINDS = (
     "unknown_type",
     "cancel",
     "async",
+    "time",
     "fanin_cut",
 )
 CHAOS_TYPE = "chaos"
@@ -135,6 +141,12 @@ FOLLOWUP_GRACE_SECONDS = 3
 # Workflow steps' seqs, apart from the jobs'.
 FLOW_SEQ_BASE = 1_000_000
 BIG_CHORD_SEQ_BASE = 9_000_000
+# The local scheduler's clock runs this far ahead during the run, so that a job due 16 to 19
+# minutes from now fires at once; a cancelled one due 25 minutes out fires when it moves to
+# LATE_SCHEDULER_AHEAD_MINUTES, after the submits.
+SCHEDULER_AHEAD_MINUTES = 20
+LATE_SCHEDULER_AHEAD_MINUTES = 30
+LATE_CANCEL_MINUTES = 25
 
 
 # --- the chaos job types -----------------------------------------------------------------------
@@ -555,6 +567,10 @@ class Plan:
     dup_done: bool = False
     same_key: bool = False
     cancel: bool = False
+    # Time: run this many seconds from now; a scheduled job cancelled straight in the store
+    # (its schedule left to fire, as when deleting it failed).
+    delay_seconds: float | None = None
+    cancel_in_store: bool = False
 
 
 # The jobs that carry one fault kind each in every run, apart so that they rarely share a batch
@@ -574,6 +590,9 @@ FORCED = {
     46: "unknown_type",
     47: "cancel",
     48: "async",
+    50: "delay",
+    52: "schedule",
+    54: "late_cancel",
 }
 BACKLOG_BURST = 10
 
@@ -618,17 +637,28 @@ def make_plans(jobs: int, rng: random.Random) -> list[Plan]:
             params["crash"] = True
         if forced == "large_params" or rng.random() < 0.01:
             params["text"] = large_text
-        plans.append(
-            Plan(
-                seq,
-                job_type,
-                params,
-                dup_now=forced == "dup_now" or rng.random() < 0.03,
-                dup_done=forced == "dup_done" or rng.random() < 0.03,
-                same_key=forced == "same_key" or rng.random() < 0.03,
-                cancel=forced == "cancel" or rng.random() < 0.03,
-            )
+        plan = Plan(
+            seq,
+            job_type,
+            params,
+            dup_now=forced == "dup_now" or rng.random() < 0.03,
+            dup_done=forced == "dup_done" or rng.random() < 0.03,
+            same_key=forced == "same_key" or rng.random() < 0.03,
+            cancel=forced == "cancel" or rng.random() < 0.03,
         )
+        time_roll = rng.random() if not forced else 1.0
+        if forced == "delay" or time_roll < 0.03:
+            plan.delay_seconds = rng.uniform(1, 3)
+        elif forced == "schedule" or time_roll < 0.05:
+            plan.delay_seconds = rng.uniform(16, SCHEDULER_AHEAD_MINUTES - 1) * 60
+        elif forced == "late_cancel" or time_roll < 0.06:
+            plan.delay_seconds = LATE_CANCEL_MINUTES * 60
+            plan.cancel = plan.cancel_in_store = True
+        if plan.delay_seconds is not None:
+            # A copy of its message sent early would be handed back until the job is due (up to
+            # 25 minutes), outliving the run.
+            plan.dup_now = False
+        plans.append(plan)
     return plans
 
 
@@ -981,8 +1011,9 @@ def _run(
     from jobpipe.adapters.dynamodb import DynamoDBJobStore
     from jobpipe.adapters.sqs import SQSJobQueue
     from jobpipe.client import JobsClient
-    from jobpipe.domain.job import new_job_id
-    from jobpipe.domain.states import JobStatus
+    from jobpipe.domain.job import MAX_QUEUE_DELAY_SECONDS, new_job_id
+    from jobpipe.domain.retry import EARLY_START_TOLERANCE_MS
+    from jobpipe.domain.states import CANCEL, JobStatus
     from jobpipe.followups import FollowUps
     from jobpipe.ops.dlq import Action, DeadLetterQueue
     from jobpipe.reaper.service import Reaper, ReaperPolicy
@@ -1122,9 +1153,20 @@ def _run(
             tally.add("unknown_type")
         if plan.type == ASYNC_TYPE:
             tally.add("async")
-        submitted = client.submit(plan.type, plan.params, idempotency_key=key, retries=6)
+        submitted = client.submit(
+            plan.type,
+            plan.params,
+            idempotency_key=key,
+            delay_seconds=plan.delay_seconds,
+            retries=6,
+        )
         ids[plan.seq] = submitted.job_id
-        if plan.cancel:
+        if plan.delay_seconds is not None:
+            tally.add("time")
+        if plan.cancel_in_store:
+            store.apply(CANCEL, submitted.job_id, now=int(time.time() * 1000))
+            cancel_answers[submitted.job_id] = "cancelled"
+        elif plan.cancel:
             cancel_answers[submitted.job_id] = cancel(submitted.job_id)
             tally.add("cancel")
         if twin is not None:
@@ -1134,6 +1176,12 @@ def _run(
             if job is not None:
                 sqs.send_message(QueueUrl=config.queue_url, MessageBody=job.message().to_body())
                 tally.add("duplicate")
+
+    # The local scheduler fires on a clock running ahead, every firing delivered twice.
+    ahead = [SCHEDULER_AHEAD_MINUTES * 60.0]
+    assert stack.scheduler is not None
+    stack.scheduler.clock = lambda: time.time() + ahead[0]
+    stack.scheduler.extra_deliveries = 1
 
     flow_plans = make_flow_plans(max(3, jobs // 25), chord, rng)
     flows: dict[int, str] = {}
@@ -1153,6 +1201,17 @@ def _run(
         f"chaos: submitted {len(ids)} jobs and {len(flows)} workflows of {steps} steps in "
         f"{time.monotonic() - started:.1f} s"
     )
+    # The schedules of the jobs cancelled in the store fire now, and must find them cancelled.
+    ahead[0] = LATE_SCHEDULER_AHEAD_MINUTES * 60.0
+    scheduler_client = boto3.client("scheduler")
+
+    def one_time_schedules() -> list[str]:
+        listed = scheduler_client.list_schedules(GroupName=config.schedule_group)
+        return [s["Name"] for s in listed["Schedules"] if s["Name"].startswith("job-")]
+
+    fire_deadline = time.monotonic() + 60
+    while one_time_schedules() and time.monotonic() < fire_deadline:
+        time.sleep(0.5)
     by_id = {ids[p.seq]: p for p in plans}
     dup_done_left = {ids[p.seq] for p in plans if p.dup_done}
 
@@ -1287,6 +1346,16 @@ def _run(
         elif not succeeded and job.dead_lettered:
             lost += 1
             problems.append(f"{job_id}: a permanent failure was dead-lettered")
+        # On the queue's delay (the schedules fire on a clock running ahead, by design here).
+        if (
+            job.run_at is not None
+            and plan.delay_seconds is not None
+            and plan.delay_seconds <= MAX_QUEUE_DELAY_SECONDS
+            and job.started_at is not None
+            and job.started_at < job.run_at - EARLY_START_TOLERANCE_MS
+        ):
+            duplicate_effects += 1
+            problems.append(f"{job_id}: started {job.run_at - job.started_at} ms before its time")
         if job_id in replayed and succeeded:
             recovered += 1
     for seq, twin_id in twins.items():
@@ -1303,6 +1372,10 @@ def _run(
     if not queue_empty():
         stuck += 1
         problems.append("the jobs queue is not empty")
+    left_schedules = one_time_schedules()
+    if left_schedules:
+        stuck += len(left_schedules)
+        problems.append(f"{len(left_schedules)} one-time schedules never fired nor were deleted")
     workflow_errors = 0
     for flow_plan in flow_plans:
         workflow_id = flows.get(flow_plan.seq)
@@ -1322,6 +1395,8 @@ def _run(
         if kind in ("throttle", "send_failure"):
             extra = f" ({counts.get(f'{kind}_past_retries', 0)} past botocore's retries)"
         say(f"  {kind:<13} {counts.get(kind, 0)}{extra}")
+    fired_once = [d for d in stack.scheduler.deliveries if d.schedule.startswith("job-")]
+    say(f"chaos: one-time schedules fired={len(fired_once)}, each delivered twice")
     say(
         f"chaos: poison messages sent={len(poison_bodies)} in_dlq={poison_in_dlq} "
         f"left_by_replay={poison_left}; reaper={dict(reaped)}"

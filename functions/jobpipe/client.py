@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from jobpipe.api.routes import route
@@ -87,6 +88,8 @@ class SubmittedJob:
     created_at: str
     poll_url: str
     location: str | None = None
+    # When a delayed job (status `scheduled`) is due to run.
+    run_at: str | None = None
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any], location: str | None) -> SubmittedJob:
@@ -97,16 +100,20 @@ class SubmittedJob:
             created_at=str(body["created_at"]),
             poll_url=str(body.get("poll_url", "")),
             location=location,
+            run_at=body.get("run_at"),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        shown = {
             "job_id": self.job_id,
             "type": self.type,
             "status": self.status,
             "created_at": self.created_at,
             "poll_url": self.poll_url,
         }
+        if self.run_at is not None:
+            shown["run_at"] = self.run_at
+        return shown
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,8 @@ class JobInfo:
     error: JobFailure | None = None
     # The workflow the job is a step of.
     workflow_id: str | None = None
+    # When a delayed job was due to run (it is `scheduled` until then).
+    run_at: str | None = None
     # Seconds the API asked the client to wait before polling again (None once terminal).
     retry_after: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -214,6 +223,7 @@ class JobInfo:
                 if isinstance(e, Mapping)
             ),
             result=body.get("result"),
+            run_at=body.get("run_at"),
             error=(
                 JobFailure(str(error.get("type", "")), str(error.get("message", "")))
                 if isinstance(error, Mapping)
@@ -474,15 +484,24 @@ class JobsClient:
         params: Mapping[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
+        delay_seconds: float | None = None,
+        run_at: datetime | str | None = None,
         retries: int = 2,
     ) -> SubmittedJob:
         """POST /jobs. Raises ApiError for 4xx/5xx answers.
+
+        With `delay_seconds` (up to a year) or `run_at` (an aware datetime, or RFC 3339 text
+        with an offset) the job is `scheduled` and runs at its time.
 
         With an `idempotency_key`, a `429`/`503` answer or a lost connection is retried (up to
         `retries` times, after `Retry-After` or a short backoff): the same key and body give
         the same job, so a retry never makes a second one. Without a key nothing is retried.
         """
-        body = {"type": job_type, "params": dict(params or {})}
+        body: dict[str, Any] = {"type": job_type, "params": dict(params or {})}
+        if delay_seconds is not None:
+            body["delay_seconds"] = delay_seconds
+        if run_at is not None:
+            body["run_at"] = run_at.isoformat() if isinstance(run_at, datetime) else run_at
         answer = self._create(route("submit_job").url(), body, idempotency_key, retries)
         return SubmittedJob.from_body(answer.body, answer.headers.get("location"))
 

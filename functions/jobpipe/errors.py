@@ -176,5 +176,9 @@ class QueueError(JobError):
     """The queue failed (throttled, unavailable)."""
 
 
+class SchedulerError(JobError):
+    """EventBridge Scheduler failed (throttled, unavailable, or not allowed)."""
+
+
 class DeadlineError(JobError):
     """A request has too little time left to start another AWS call."""

@@ -1,7 +1,7 @@
-"""The ports of the core: the job store and the queue.
+"""The ports of the core: the job store, the queue and the scheduler.
 
-Each has a real adapter (`adapters.dynamodb`, `adapters.sqs`) and an in-memory fake
-(`adapters.memory`); the same contract tests run against both.
+Each has a real adapter (`adapters.dynamodb`, `adapters.sqs`, `adapters.scheduler`) and an
+in-memory fake (`adapters.memory`); the same contract tests run against both.
 """
 
 from __future__ import annotations
@@ -103,8 +103,8 @@ class JobStore(ABC):
 
     @abstractmethod
     def delete_pending(self, job_id: str) -> bool:
-        """Remove a job that never got its message (submit compensation). Only while pending
-        and never started; returns whether it removed it."""
+        """Remove a job that never got its message (submit compensation). Only while pending or
+        scheduled and never started; returns whether it removed it."""
 
     @abstractmethod
     def claim_key(
@@ -204,4 +204,32 @@ class DeadLetters(Protocol):
 
     def start_move_task(self, rate: int | None) -> str:
         """Let SQS move every message back to the jobs queue; returns the task's handle."""
+        ...
+
+
+@dataclass(frozen=True)
+class OneTimeSchedule:
+    """A delayed job's message, held until its time (`at_ms`, to the second)."""
+
+    job_id: str
+    at_ms: int
+    body: str
+
+
+class Scheduler(Protocol):
+    """One-time schedules that send a delayed job's message to the jobs queue at its time
+    (EventBridge Scheduler on AWS): for delays beyond what SQS can hold a message for."""
+
+    def schedule_once(self, job_id: str, at_ms: int, body: str) -> None:
+        """Send `body` to the jobs queue at `at_ms` (rounded up to the second), once; the
+        schedule deletes itself after it fires. A second call for the same job leaves the
+        first schedule as it is."""
+        ...
+
+    def cancel_once(self, job_id: str) -> bool:
+        """Delete the job's schedule; False when it has none (it fired, or never was)."""
+        ...
+
+    def once(self, job_id: str) -> OneTimeSchedule | None:
+        """The job's schedule, if it has one."""
         ...

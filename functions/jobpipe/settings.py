@@ -19,6 +19,13 @@ ENV_RETENTION_DAYS = "JOBPIPE_RETENTION_DAYS"
 ENV_AWS_CONNECT_TIMEOUT = "JOBPIPE_AWS_CONNECT_TIMEOUT"
 ENV_AWS_READ_TIMEOUT = "JOBPIPE_AWS_READ_TIMEOUT"
 ENV_AWS_MAX_ATTEMPTS = "JOBPIPE_AWS_MAX_ATTEMPTS"
+# Where delayed jobs wait beyond SQS's 15 minutes: the stack's EventBridge Scheduler group, the
+# role its schedules send with, and the queues' ARNs (the jobs queue, and the DLQ for deliveries
+# that fail).
+ENV_SCHEDULE_GROUP = "JOBPIPE_SCHEDULE_GROUP"
+ENV_SCHEDULER_ROLE_ARN = "JOBPIPE_SCHEDULER_ROLE_ARN"
+ENV_QUEUE_ARN = "JOBPIPE_QUEUE_ARN"
+ENV_DLQ_ARN = "JOBPIPE_DLQ_ARN"
 # Who owns the jobs of a request without credentials; only the local stack sets it. Unset (as
 # on AWS), such a request is refused.
 ENV_LOCAL_PRINCIPAL = "JOBPIPE_LOCAL_PRINCIPAL"
@@ -32,6 +39,10 @@ class Settings:
     max_body_bytes: int = TOPOLOGY.api.max_body_bytes
     retention_days: int = TOPOLOGY.retention_days
     local_principal: str | None = None
+    schedule_group: str = ""
+    scheduler_role_arn: str = ""
+    queue_arn: str = ""
+    dlq_arn: str = ""
 
 
 def _positive_int(name: str, default: int) -> int:
@@ -77,6 +88,10 @@ def get_settings() -> Settings:
         max_body_bytes=_positive_int(ENV_MAX_BODY_BYTES, TOPOLOGY.api.max_body_bytes),
         retention_days=_positive_int(ENV_RETENTION_DAYS, TOPOLOGY.retention_days),
         local_principal=os.environ.get(ENV_LOCAL_PRINCIPAL) or None,
+        schedule_group=os.environ.get(ENV_SCHEDULE_GROUP, ""),
+        scheduler_role_arn=os.environ.get(ENV_SCHEDULER_ROLE_ARN, ""),
+        queue_arn=os.environ.get(ENV_QUEUE_ARN, ""),
+        dlq_arn=os.environ.get(ENV_DLQ_ARN, ""),
     )
 
 

@@ -234,6 +234,8 @@ class MetricNames:
     requeued: str = "StuckJobRequeued"
     cancelled: str = "JobCancelled"
     reaper_unresolved: str = "StuckJobUnresolved"
+    scheduled: str = "JobScheduled"
+    recurring_fired: str = "RecurringJobCreated"
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,13 @@ from jobpipe.settings import get_settings
 
 if TYPE_CHECKING:
     from jobpipe.adapters.dynamodb import DynamoDBJobStore
+    from jobpipe.adapters.scheduler import EventBridgeScheduler
     from jobpipe.adapters.sqs import SQSJobQueue
     from jobpipe.cancel.service import CancelService
     from jobpipe.domain.registry import Registry
     from jobpipe.ports import JobQueue, JobStore
     from jobpipe.reaper.service import Reaper
+    from jobpipe.recurring.service import RecurringJobs
     from jobpipe.status.service import StatusService
     from jobpipe.submit.service import SubmitService
     from jobpipe.worker.service import Worker
@@ -50,11 +52,28 @@ def job_queue() -> SQSJobQueue:
 
 
 @cache
+def scheduler() -> EventBridgeScheduler:
+    from jobpipe.adapters.scheduler import EventBridgeScheduler
+
+    settings = get_settings()
+    return EventBridgeScheduler(
+        settings.schedule_group,
+        queue_arn=settings.queue_arn,
+        dlq_arn=settings.dlq_arn,
+        role_arn=settings.scheduler_role_arn,
+    )
+
+
+@cache
 def submit_service() -> SubmitService:
     from jobpipe.submit.service import SubmitService
 
     return SubmitService(
-        job_store(), job_queue(), load_job_types(), retention_days=get_settings().retention_days
+        job_store(),
+        job_queue(),
+        load_job_types(),
+        retention_days=get_settings().retention_days,
+        scheduler=scheduler(),
     )
 
 
@@ -70,7 +89,9 @@ def cancel_service() -> CancelService:
     from jobpipe.cancel.service import CancelService
     from jobpipe.followups import FollowUps
 
-    return CancelService(job_store(), followups=FollowUps(job_store(), job_queue()))
+    return CancelService(
+        job_store(), followups=FollowUps(job_store(), job_queue()), scheduler=scheduler()
+    )
 
 
 @cache
@@ -112,6 +133,15 @@ def worker() -> Worker:
 
 
 @cache
+def recurring_jobs() -> RecurringJobs:
+    from jobpipe.recurring.service import RecurringJobs
+
+    return RecurringJobs(
+        job_store(), job_queue(), load_job_types(), retention_days=get_settings().retention_days
+    )
+
+
+@cache
 def reaper() -> Reaper:
     return build_reaper(job_store(), job_queue())
 
@@ -136,7 +166,9 @@ def reset() -> None:
     built_once = (
         job_store,
         job_queue,
+        scheduler,
         submit_service,
+        recurring_jobs,
         status_service,
         cancel_service,
         workflow_service,

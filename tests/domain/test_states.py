@@ -24,6 +24,7 @@ from jobpipe.domain.states import (
     ABANDON,
     CANCEL,
     CANCELLABLE_AT_ONCE,
+    CLAIM_WAITING,
     REPLAY,
     START,
     TERMINAL,
@@ -51,8 +52,71 @@ def test_the_moves_out_of_running_are_the_contracts() -> None:
 
 
 def test_a_worker_starts_only_a_waiting_job_or_one_whose_runner_died() -> None:
-    assert START.sources == {JobStatus.PENDING, JobStatus.RETRYING, JobStatus.RUNNING}
+    assert START.sources == {
+        JobStatus.SCHEDULED,
+        JobStatus.PENDING,
+        JobStatus.RETRYING,
+        JobStatus.RUNNING,
+    }
     assert START.target is JobStatus.RUNNING
+
+
+def _start_args(due: int) -> dict[str, object]:
+    return {"payload_hash": "h", "lease": 9_000, "now": 1_000, "due": due}
+
+
+def test_a_scheduled_job_starts_straight_from_scheduled_once_it_is_due() -> None:
+    # Given a scheduled job due at 5_000 (its pending_since is its run_at)
+    record = {
+        "status": "scheduled",
+        "payload_hash": "h",
+        "attempts": 0,
+        "max_attempts": 3,
+        "pending_since": 5_000,
+        "run_at": 5_000,
+    }
+    # When its message arrives once it is due / Then START takes it to running in one write
+    assert holds(START.condition, record, _start_args(due=5_000))
+    after = apply_changes(START.writes, record, {**_start_args(due=5_000), "expires_at": 1})
+    assert after["status"] == "running" and "pending_since" not in after
+    assert after["run_at"] == 5_000  # when it was due stays on record
+
+
+def test_a_scheduled_job_refuses_to_start_before_it_is_due() -> None:
+    record = {
+        "status": "scheduled",
+        "payload_hash": "h",
+        "attempts": 0,
+        "max_attempts": 3,
+        "pending_since": 5_000,
+    }
+    # Given its message arrives early / Then START is refused
+    assert not holds(START.condition, record, _start_args(due=4_999))
+
+
+def test_a_scheduled_job_refuses_to_start_once_cancelled_or_with_another_payload() -> None:
+    record = {
+        "status": "scheduled",
+        "payload_hash": "h",
+        "attempts": 0,
+        "max_attempts": 3,
+        "pending_since": 5_000,
+    }
+    assert not holds(START.condition, {**record, "cancel_requested": True}, _start_args(6_000))
+    assert not holds(START.condition, {**record, "payload_hash": "x"}, _start_args(6_000))
+
+
+def test_the_reaper_claims_an_overdue_scheduled_job_like_a_pending_one() -> None:
+    assert JobStatus.SCHEDULED in CLAIM_WAITING.sources
+    assert CLAIM_WAITING.sources == {
+        JobStatus.SCHEDULED,
+        JobStatus.PENDING,
+        JobStatus.RETRYING,
+    }
+    # Only as the index showed it: a claim of a job since moved is refused
+    record = {"status": "scheduled", "pending_since": 5_000}
+    assert holds(CLAIM_WAITING.condition, record, {"seen": 5_000})
+    assert not holds(CLAIM_WAITING.condition, record, {"seen": 4_000})
 
 
 def test_terminal_jobs_only_leave_by_an_operator_replay_of_a_failed_one() -> None:
@@ -64,12 +128,18 @@ def test_terminal_jobs_only_leave_by_an_operator_replay_of_a_failed_one() -> Non
 
 
 def test_abandon_fails_any_job_that_is_neither_finished_nor_cancellable_only() -> None:
-    assert ABANDON.sources == {JobStatus.PENDING, JobStatus.RUNNING, JobStatus.RETRYING}
+    assert ABANDON.sources == {
+        JobStatus.SCHEDULED,
+        JobStatus.PENDING,
+        JobStatus.RUNNING,
+        JobStatus.RETRYING,
+    }
     assert ABANDON.target is JobStatus.FAILED
 
 
 def test_a_cancel_ends_at_once_only_a_job_that_is_not_running() -> None:
     assert CANCEL.sources == CANCELLABLE_AT_ONCE
+    assert JobStatus.SCHEDULED in CANCEL.sources
     assert JobStatus.RUNNING not in CANCEL.sources
     assert CANCEL.target is JobStatus.CANCELLED
 

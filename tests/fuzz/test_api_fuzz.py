@@ -20,6 +20,7 @@ import os
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -31,8 +32,8 @@ from jobpipe.topology import TOPOLOGY
 from tests.fuzz.conftest import TALLY
 
 EXAMPLES = int(os.environ.get("JOBPIPE_FUZZ_EXAMPLES", "300"))
-# Seven property tests share the budget (the header test sends several requests an example).
-PER_TEST = max(40, EXAMPLES // 7)
+# Eight property tests share the budget (the header test sends several requests an example).
+PER_TEST = max(40, EXAMPLES // 8)
 FUZZ = settings(
     max_examples=PER_TEST,
     deadline=None,
@@ -60,8 +61,9 @@ class Api:
             connection.close()
             self.requests += 1
 
-    def footprint(self) -> tuple[int, int]:
-        """Jobs in the table and messages on the queue (the worker is off)."""
+    def footprint(self) -> tuple[int, int, int]:
+        """Jobs in the table, messages on the queue (the worker is off), and schedules waiting
+        in the stack's schedule group."""
         import boto3
 
         config = self.stack.config
@@ -71,7 +73,12 @@ class Api:
         attributes = boto3.client("sqs").get_queue_attributes(
             QueueUrl=config.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
         )["Attributes"]
-        return int(table["ItemCount"]), int(attributes["ApproximateNumberOfMessages"])
+        schedules = boto3.client("scheduler").list_schedules(GroupName=config.schedule_group)
+        return (
+            int(table["ItemCount"]),
+            int(attributes["ApproximateNumberOfMessages"]),
+            len(schedules["Schedules"]),
+        )
 
     def check(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]
@@ -212,6 +219,37 @@ MULTIPART_BODY = (
 )
 
 
+# Delays: numbers in and out of range (0 s to a year), and what is not a number of seconds.
+DELAYS = (
+    st.floats(allow_nan=False)
+    | st.integers(min_value=-(10**12), max_value=10**12)
+    | st.sampled_from([0, 0.001, 1, 900, 901, 365 * 86400, 365 * 86400 + 1, -1, -0.0, 1e308])
+    | st.booleans()
+    | st.text(max_size=12)
+    | st.lists(st.integers(), max_size=2)
+)
+# Times: RFC 3339 with offsets (past, soon, beyond 15 minutes, beyond a year), without one,
+# look-alikes, and what is not a time at all.
+TIMES = (
+    st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]),
+    ).map(lambda when: when.isoformat())
+    | st.integers(min_value=-60, max_value=400 * 86400).map(
+        lambda seconds: (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+    )
+    | st.datetimes().map(lambda when: when.isoformat())  # no offset
+    | st.sampled_from(
+        ["2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "tomorrow", "", "now", "2026-05-01",
+         "2026-05-01T09:00:00+25:00", "2026-05-01T09:00:00z", "1714554000", "24:00:00Z"]
+    )
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30)
+)  # fmt: skip
+
+
 def _nested(depth: int) -> str:
     return '{"type": "echo", "params": ' + '{"a": ' * depth + "1" + "}" * depth + "}"
 
@@ -314,6 +352,41 @@ def test_odd_strings_anywhere_in_a_job_never_answer_5xx_or_store_a_lone_surrogat
     sent = json.loads(body) if escaped else job
     if _has_lone_surrogate(sent):
         assert status in {400, 415}, (status, ascii(job))
+
+
+@given(
+    delay=st.none() | DELAYS,
+    run_at=st.none() | TIMES,
+)
+@FUZZ
+def test_delays_and_times_are_accepted_or_refused_with_422_never_lost(
+    api: Api, delay: Any, run_at: Any
+) -> None:
+    # Given a job with any delay_seconds and run_at (either, both or neither)
+    body: dict[str, Any] = {"type": "echo", "params": {}}
+    if delay is not None:
+        body["delay_seconds"] = delay
+    if run_at is not None:
+        body["run_at"] = run_at
+    # When it is submitted
+    _, _, schedules_before = api.footprint()
+    status, answer = api.check(
+        "POST", "/jobs", json.dumps(body).encode(), {"content-type": "application/json"}
+    )
+    # Then it is accepted or refused with a 422 naming a field, never a server error
+    assert status in {202, 422}, (status, body)
+    reply = json.loads(answer)
+    if status == 422:
+        return
+    # And a number of seconds out of range, or both at once, is never accepted
+    assert not (delay is not None and run_at is not None), body
+    if delay is not None:
+        assert type(delay) in (int, float) and 0 <= delay <= 365 * 86400, body
+    # And an accepted job is scheduled when it is due later, with at most one schedule made
+    assert reply["status"] in {"pending", "scheduled"}
+    assert (reply["status"] == "scheduled") == ("run_at" in reply)
+    _, _, schedules_after = api.footprint()
+    assert schedules_after - schedules_before in (0, 1)
 
 
 @given(job_id=st.text(max_size=80) | st.binary(max_size=40).map(lambda b: b.hex()))

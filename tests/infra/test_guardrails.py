@@ -29,8 +29,13 @@ pytestmark = pytest.mark.xdist_group("cdk")
 class JobTypesWithMaxAttempts:
     largest: int
 
+    schedules: dict[str, Any] = dataclasses.field(default_factory=dict)
+
     def max_attempts(self) -> int:
         return self.largest
+
+    def schedule_problems(self) -> list[str]:
+        return []
 
     def timeout_problems(
         self, max_timeout_seconds: float, worker_timeout_seconds: int

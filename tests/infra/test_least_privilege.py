@@ -13,6 +13,8 @@ from tests.infra.conftest import Synthesized
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
+SCHEDULE_GROUP = "Jobpipe-schedules"
+
 BASICS = {
     "logs:CreateLogStream",
     "logs:PutLogEvents",
@@ -52,6 +54,12 @@ def _resource_key(resource: Any) -> str:
         logical_id, attribute = resource["Fn::GetAtt"]
         assert attribute == "Arn", resource
         return str(logical_id)
+    if isinstance(resource, dict) and resource.get("Fn::Join", [None, [None]])[1][0] == "arn:":
+        # The schedules of the stack's group: "arn:<partition>:scheduler:<region>:<account>:
+        # schedule/<group>/*", keyed as "scheduler:schedule/<group>/*".
+        separator, parts = resource["Fn::Join"]
+        assert separator == "" and ":scheduler:" in parts, resource
+        return "scheduler:" + parts[-1].lstrip(":")
     if isinstance(resource, dict) and "Fn::Join" in resource:
         # A table's index: "<table ARN>/index/<name>", keyed as "<table id>/index/<name>".
         separator, (base, suffix) = resource["Fn::Join"]
@@ -80,6 +88,10 @@ def _expected(synthesized: Synthesized, name: str) -> dict[str, set[str]]:
             expected[key] = set(actions)
     for index in grants.indexes:
         expected[f"{table}/index/{index}"] = set(grants.index_actions)
+    if grants.schedules:
+        expected[f"scheduler:schedule/{SCHEDULE_GROUP}/*"] = set(grants.schedules)
+    if grants.pass_scheduler_role:
+        expected[synthesized.logical_id("Schedules/Role")] = {"iam:PassRole"}
     return expected
 
 
@@ -107,11 +119,19 @@ def test_what_the_functions_declare_is_what_their_code_calls() -> None:
         TOPOLOGY.table.pending_index,
         TOPOLOGY.table.outbox_index,
     }
+    # Only submit, and the function a recurring schedule's firing invokes, create job items
     writers = [spec.name for spec in FUNCTIONS if "dynamodb:PutItem" in spec.grants.table]
-    assert writers == ["Submit", "Reaper"]
+    assert writers == ["Submit", "Reaper", "Recurring"]
     assert [s.name for s in FUNCTIONS if "dynamodb:DeleteItem" in s.grants.table] == ["Submit"]
     # The worker sends a fresh copy of a record it hands back late, to the jobs queue itself
     assert "sqs:SendMessage" in function("Worker").grants.queue
+    # Only submit creates schedules (a delayed job's) and hands them the scheduler's role; only
+    # cancel deletes them
+    creators = [spec.name for spec in FUNCTIONS if spec.grants.schedules]
+    assert creators == ["Submit", "Cancel"]
+    assert function("Submit").grants.schedules == ("scheduler:CreateSchedule",)
+    assert function("Cancel").grants.schedules == ("scheduler:DeleteSchedule",)
+    assert [spec.name for spec in FUNCTIONS if spec.grants.pass_scheduler_role] == ["Submit"]
 
 
 def test_no_role_has_a_managed_policy_or_a_wildcard_action(synthesized: Synthesized) -> None:

@@ -38,10 +38,13 @@ def test_every_acknowledged_finding_says_why(synthesized: Synthesized) -> None:
     assert acknowledged, "expected the X-Ray wildcard and runtime acknowledgements"
     for finding in acknowledged:
         assert len(finding["reason"]) > 30, finding["ruleName"]
-    # Only the two known ones: X-Ray's resource wildcard and the pinned runtime.
+    # Only the known ones: X-Ray's resource wildcard, the pinned runtime, and the schedules of
+    # the stack's schedule group (a delayed job's schedule is named after the job).
     assert {f["ruleName"] for f in acknowledged} == {
         "AwsSolutions-IAM5[Resource::*]",
         "AwsSolutions-L1",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:"
+        "<AWS::AccountId>:schedule/Jobpipe-schedules/*]",
     }
 
 

@@ -20,6 +20,7 @@ from jobpipe.errors import DeadlineError
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
     from mypy_boto3_sqs import SQSClient
 
 # Monotonic time by which the current request must have answered; None outside a request.
@@ -85,8 +86,15 @@ def cloudwatch() -> CloudWatchClient:
     return client
 
 
+@cache
+def scheduler() -> EventBridgeSchedulerClient:
+    client: EventBridgeSchedulerClient = _client("scheduler")
+    return client
+
+
 def reset() -> None:
     """Forget cached clients (tests start each mock with fresh clients)."""
     dynamodb.cache_clear()
     sqs.cache_clear()
     cloudwatch.cache_clear()
+    scheduler.cache_clear()

@@ -335,10 +335,11 @@ class DynamoDBJobStore(JobStore):
             self._client.delete_item(
                 TableName=self._table,
                 Key={KEY: {"S": job_id}},
-                ConditionExpression="#status = :pending AND attempts = :zero",
+                ConditionExpression="#status IN (:pending, :scheduled) AND attempts = :zero",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":pending": {"S": JobStatus.PENDING.value},
+                    ":scheduled": {"S": JobStatus.SCHEDULED.value},
                     ":zero": {"N": "0"},
                 },
             )

@@ -29,8 +29,8 @@ from jobpipe.domain.record import (
     workflow_to_record,
 )
 from jobpipe.domain.states import JobStatus, Transition
-from jobpipe.errors import IllegalTransitionError, QueueError
-from jobpipe.ports import FollowUp, JobStore, KeyClaim, StuckJob
+from jobpipe.errors import IllegalTransitionError, QueueError, SchedulerError
+from jobpipe.ports import FollowUp, JobStore, KeyClaim, OneTimeSchedule, StuckJob
 from jobpipe.topology import TOPOLOGY
 
 if TYPE_CHECKING:
@@ -89,7 +89,9 @@ class InMemoryJobStore(JobStore):
         with self._lock:
             self.writes += 1
             record = self.records.get(job_id)
-            if record is None or (record["status"], record["attempts"]) != ("pending", 0):
+            if record is None or record["attempts"] != 0:
+                return False
+            if record["status"] not in (JobStatus.PENDING.value, JobStatus.SCHEDULED.value):
                 return False
             del self.records[job_id]
             return True
@@ -249,3 +251,35 @@ class InMemoryJobQueue:
 
     def oldest_message_age_seconds(self) -> float | None:
         return self.oldest_age
+
+
+class InMemoryScheduler:
+    """One-time schedules held in a dict; `due` hands out (and removes) those whose time has
+    come, as EventBridge Scheduler fires and deletes them."""
+
+    def __init__(self) -> None:
+        self.schedules: dict[str, OneTimeSchedule] = {}
+        self.fail = False
+        self.calls = 0
+
+    def schedule_once(self, job_id: str, at_ms: int, body: str) -> None:
+        self.calls += 1
+        if self.fail:
+            raise SchedulerError("EventBridge Scheduler CreateSchedule failed: ThrottlingException")
+        at_ms = -(-at_ms // 1000) * 1000
+        self.schedules.setdefault(job_id, OneTimeSchedule(job_id, at_ms, body))
+
+    def cancel_once(self, job_id: str) -> bool:
+        self.calls += 1
+        if self.fail:
+            raise SchedulerError("EventBridge Scheduler DeleteSchedule failed: ThrottlingException")
+        return self.schedules.pop(job_id, None) is not None
+
+    def once(self, job_id: str) -> OneTimeSchedule | None:
+        return self.schedules.get(job_id)
+
+    def due(self, now_ms: int) -> list[OneTimeSchedule]:
+        fired = [s for s in self.schedules.values() if s.at_ms <= now_ms]
+        for schedule in fired:
+            del self.schedules[schedule.job_id]
+        return fired

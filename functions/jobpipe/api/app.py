@@ -43,6 +43,7 @@ from jobpipe.api.errors import (
 from jobpipe.api.identity import caller_of
 from jobpipe.api.routes import ROUTES, RouteSpec, route, routes_of
 from jobpipe.domain.job import JOB_ID_PATTERN, MAX_IDEMPOTENCY_KEY_CHARS, Job
+from jobpipe.domain.schedule import MAX_AHEAD_SECONDS
 from jobpipe.errors import (
     JobError,
     MalformedRequestError,
@@ -69,6 +70,24 @@ class SubmitJobBody(BaseModel):
     type: str = Field(min_length=1, max_length=64, description="A declared job type.")
     params: dict[str, Any] = Field(
         default_factory=dict, description="Parameters, validated by the job type's model."
+    )
+    # Bounds checked by the submit service, whose 422 says what a year is.
+    delay_seconds: float | None = Field(
+        default=None,
+        strict=True,
+        allow_inf_nan=False,
+        json_schema_extra={"minimum": 0, "maximum": MAX_AHEAD_SECONDS},
+        description="Run the job this many seconds from now (at most a year); it is "
+        "`scheduled` until then. Not with `run_at`.",
+    )
+    # Text, checked by the submit service (a JSON number is not a time here).
+    run_at: str | None = Field(
+        default=None,
+        max_length=64,
+        json_schema_extra={"format": "date-time"},
+        description="Run the job at this time: RFC 3339 with an offset, e.g. "
+        "`2026-05-01T09:00:00+02:00`; a time already past runs now, more than a year ahead is "
+        "refused. Not with `delay_seconds`.",
     )
 
 
@@ -145,10 +164,15 @@ def _submit_job(router: Router, spec: RouteSpec) -> None:
         method=spec.method,
         operation_id=spec.operation,
         summary="Submit a job",
-        description="Writes the job and queues it; answers at once with the job id to poll.",
+        description="Writes the job and queues it; answers at once with the job id to poll. "
+        "With `delay_seconds` or `run_at` the job is `scheduled` and runs at its time.",
         status_code=202,
         responses={
-            202: _response("Accepted: the job is pending.", SubmittedBody, LOCATION),
+            202: _response(
+                "Accepted: the job is pending (or scheduled, when delayed).",
+                SubmittedBody,
+                LOCATION,
+            ),
             400: _error("The body is not valid JSON (or not Unicode: an unpaired surrogate)."),
             403: _error(NO_CALLER),
             409: _error("The Idempotency-Key was used with a different body."),
@@ -157,7 +181,11 @@ def _submit_job(router: Router, spec: RouteSpec) -> None:
                 "The body is not sent as `application/json` (the media type in any case, "
                 "parameters allowed); forms, multipart and look-alikes are refused unread."
             ),
-            422: _error("Unknown job type or invalid params; names the fields."),
+            422: _error(
+                "Unknown job type, invalid params, or a delay that is not 0 s to a year ahead "
+                "(a `run_at` without an offset, both `delay_seconds` and `run_at`); names the "
+                "fields."
+            ),
             503: UNAVAILABLE,
         },
         tags=["jobs"],
@@ -184,6 +212,8 @@ def _submit_job(router: Router, spec: RouteSpec) -> None:
                 type=body.type,
                 params=body.params,
                 idempotency_key=idempotency_key,
+                delay_seconds=body.delay_seconds,
+                run_at=body.run_at,
             )
         )
         job = submitted.job
@@ -196,7 +226,8 @@ def _submit_job(router: Router, spec: RouteSpec) -> None:
                 status=job.status.value,
                 created_at=iso(job.created_at) or "",
                 poll_url=_absolute(event.raw_event, location),
-            ).model_dump(),
+                run_at=iso(job.run_at),
+            ).model_dump(exclude_none=True),
             {"Location": location},
         )
 

@@ -33,6 +33,9 @@ class SubmittedBody(BaseModel):
     status: str
     created_at: str
     poll_url: str
+    run_at: str | None = Field(
+        default=None, description="When a delayed job (status `scheduled`) is due to run."
+    )
 
 
 class FailureBody(BaseModel):
@@ -76,6 +79,10 @@ class JobBody(BaseModel):
     progress: ProgressBody | None = Field(description="What the job last reported.")
     errors: list[AttemptErrorBody] = Field(
         description="One entry per failed attempt, oldest first (the last 10)."
+    )
+    run_at: str | None = Field(
+        default=None,
+        description="When a delayed job was due to run (it is `scheduled` until then).",
     )
     result: Any = Field(default=None, description="Present only when the job succeeded.")
     error: FailureBody | None = Field(
@@ -126,6 +133,8 @@ def job_body(job: Job) -> dict[str, Any]:
             for e in job.errors
         ],
     )
+    if job.run_at is not None:
+        body.run_at = iso(job.run_at)
     if job.status is JobStatus.SUCCEEDED:
         body.result = job.result
     if job.status is JobStatus.FAILED and job.error is not None:

@@ -23,6 +23,7 @@ STATUS_BY_ERROR: tuple[tuple[type[e.JobError], int], ...] = (
     # The table or the queue failed under any route: retry.
     (e.StoreError, 503),
     (e.QueueError, 503),
+    (e.SchedulerError, 503),
 )
 
 # Seconds a client should wait before retrying a 503.
@@ -43,7 +44,7 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 
 
 def error_response(error: e.JobError) -> Response[Any]:
-    if isinstance(error, e.StoreError | e.QueueError):
+    if isinstance(error, e.StoreError | e.QueueError | e.SchedulerError):
         # Its own message names the AWS operation and error code: not for the caller.
         error = e.ServiceUnavailableError("a dependency is unavailable; retry")
     status = next((code for cls, code in STATUS_BY_ERROR if isinstance(error, cls)), 500)

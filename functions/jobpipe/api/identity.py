@@ -25,6 +25,12 @@ LOCAL_PRINCIPAL = "local"
 _ASSUMED_ROLE_SESSION = re.compile(r"^(arn:[\w-]+:sts::\d{12}:assumed-role/[^/]+)/[^/]+$")
 
 
+def owner_of_arn(arn: str) -> str:
+    """The owner an IAM principal's ARN names: an assumed role's session is left out."""
+    session = _ASSUMED_ROLE_SESSION.match(arn)
+    return session.group(1) if session else arn
+
+
 def caller_of(request_context: dict[str, Any], local_principal: str | None = None) -> str:
     """The owner of an HTTP API v2 request's jobs (see the module docstring); raises
     `UnidentifiedCallerError` when the request names no one and no local principal is set."""
@@ -32,8 +38,7 @@ def caller_of(request_context: dict[str, Any], local_principal: str | None = Non
     iam = authorizer.get("iam") or {}
     user_arn = iam.get("userArn")
     if isinstance(user_arn, str) and user_arn:
-        session = _ASSUMED_ROLE_SESSION.match(user_arn)
-        return session.group(1) if session else user_arn
+        return owner_of_arn(user_arn)
     user_id = iam.get("userId")
     if isinstance(user_id, str) and user_id:
         # An assumed role's id is `ROLE_ID:SESSION`: the role is the owner, as above.

@@ -32,6 +32,10 @@ class Grants:
     dlq: tuple[str, ...] = ()  # the dead-letter queue
     # Actions that have no resource-level permissions (granted on "*").
     unscoped: tuple[str, ...] = ()
+    # EventBridge Scheduler actions on the schedules of the stack's schedule group (only).
+    schedules: tuple[str, ...] = ()
+    # May hand the scheduler's role to the schedules it creates (iam:PassRole on that role only).
+    pass_scheduler_role: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,9 +87,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "Submit",
         f"{HANDLERS}.submit",
-        "POST /jobs and /workflows: writes the job (or a workflow's members) and queues it",
-        # A workflow's members are written in transactions of puts (PutItem), its record's
-        # creation mark cleared (UpdateItem), its first steps sent in batches (SendMessage).
+        "POST /jobs and /workflows: writes the job (or a workflow's members) and queues it (or "
+        "schedules it)",
+        # A workflow's members are written by conditional puts (PutItem), its record's creation
+        # mark cleared (UpdateItem), its first steps sent in batches (SendMessage).
         Grants(
             table=(
                 "dynamodb:PutItem",
@@ -95,6 +100,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                 "dynamodb:BatchGetItem",
             ),
             queue=("sqs:SendMessage",),
+            # A job due beyond 15 minutes waits on a one-time schedule.
+            schedules=("scheduler:CreateSchedule",),
+            pass_scheduler_role=True,
         ),
         api=True,
     ),
@@ -111,10 +119,11 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "POST /jobs/{id}/cancel and /workflows/{id}/cancel: cancels a job (or a workflow's), "
         "or asks a running one to stop",
         # Cancelling a workflow's member moves its workflow on, which may release (and queue)
-        # a step that takes outcomes.
+        # a step that takes outcomes; a cancelled job's one-time schedule is deleted.
         Grants(
             table=(*_MEMBERS_READ, "dynamodb:UpdateItem"),
             queue=("sqs:SendMessage",),
+            schedules=("scheduler:DeleteSchedule",),
         ),
         api=True,
     ),
@@ -162,6 +171,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             queue=("sqs:SendMessage", "sqs:GetQueueAttributes"),
             unscoped=("cloudwatch:GetMetricData",),
         ),
+    ),
+    FunctionSpec(
+        "Recurring",
+        f"{HANDLERS}.recurring",
+        "Creates the job of a recurring schedule's firing; invoked by EventBridge Scheduler",
+        # One conditional PutItem per firing (a second delivery finds the job: GetItem), and the
+        # job's message.
+        Grants(table=("dynamodb:PutItem", "dynamodb:GetItem"), queue=("sqs:SendMessage",)),
     ),
 )
 

@@ -2,8 +2,10 @@
 is (`cancel_requested`, which its code sees through `context.check()` / `context.progress()`).
 
 A cancel races the worker's start, and both are conditional writes on the job: whichever is
-first wins, and the other is refused — a job cancelled while pending or retrying never starts
-an attempt, and one that started first is asked to stop instead.
+first wins, and the other is refused — a job cancelled while scheduled, pending or retrying never
+starts an attempt, and one that started first is asked to stop instead. A cancelled job's
+one-time schedule is deleted; if that fails, the schedule fires anyway and the worker drops its
+message (the job is cancelled).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from jobpipe.errors import (
     IllegalTransitionError,
     JobFinishedError,
     JobNotFoundError,
+    SchedulerError,
     ServiceUnavailableError,
     StoreError,
 )
 from jobpipe.followups import FollowUps
-from jobpipe.observability import log_transition, metrics
-from jobpipe.ports import JobStore
+from jobpipe.observability import log_transition, logger, metrics
+from jobpipe.ports import JobStore, Scheduler
 from jobpipe.topology import TOPOLOGY
 
 # A job that keeps moving under the cancel (it is started, retried...) is looked at again this
@@ -37,12 +40,14 @@ class CancelService:
         *,
         followups: FollowUps | None = None,
         clock: Callable[[], float] = time.time,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self._store = store
         # What follows a cancelled job's end (its workflow moves on); without it, the reaper
         # does that later.
         self._followups = followups
         self._clock = clock
+        self._scheduler = scheduler
 
     def cancel(self, owner: str, raw_job_id: str) -> Job:
         """The job after the cancel: `cancelled`, or `running` with `cancel_requested`.
@@ -76,6 +81,8 @@ class CancelService:
             cancelled = self._store.apply(CANCEL, job.job_id, now=now)
             log_transition(cancelled, "cancel")
             metrics.add_metric(TOPOLOGY.metrics.cancelled, "Count", 1)
+            if job.status is JobStatus.SCHEDULED and job.waits_on_schedule:
+                self._delete_schedule(job)
             if self._followups is not None:
                 self._followups.after_end(cancelled)
             return cancelled
@@ -84,3 +91,13 @@ class CancelService:
         asked = self._store.apply(REQUEST_CANCEL, job.job_id)
         log_transition(asked, "request_cancel")
         return asked
+
+    def _delete_schedule(self, job: Job) -> None:
+        """The cancelled job's schedule is no longer needed. A failure here loses nothing: the
+        schedule fires, and the worker drops the message of a cancelled job."""
+        if self._scheduler is None:
+            return
+        try:
+            self._scheduler.cancel_once(job.job_id)
+        except SchedulerError:
+            logger.warning("could not delete a cancelled job's schedule", job_id=job.job_id)

@@ -151,6 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("pairs", nargs="*", metavar="KEY=VALUE", help="params (VALUE may be JSON)")
     submit.add_argument("--params", help="params as a JSON object")
     submit.add_argument("--idempotency-key", help="same key and body: the same job")
+    later = submit.add_mutually_exclusive_group()
+    later.add_argument(
+        "--delay",
+        type=_duration,
+        metavar="DURATION",
+        help="run it this long from now (90s, 15m, 2h, 30d; at most a year): it is scheduled "
+        "until then",
+    )
+    later.add_argument(
+        "--run-at",
+        metavar="TIME",
+        help="run it at this time: RFC 3339 with an offset (2026-05-01T09:00:00+02:00, or Z)",
+    )
     submit.add_argument("--wait", action="store_true", help="poll until the job ends")
     submit.add_argument("--timeout", type=_positive_float, default=DEFAULT_WAIT_TIMEOUT)
 
@@ -190,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     flow_wait.add_argument("--timeout", type=_positive_float, default=DEFAULT_WAIT_TIMEOUT)
     flow_cancel = flow_command("cancel", "cancel every step of a workflow not yet finished")
     flow_cancel.add_argument("workflow_id")
+
+    command(
+        "schedules",
+        "list the recurring schedules the job types declare, with their next firing "
+        "(the stack deploys the same; paused ones with -c pausedSchedules=...)",
+    )
 
     dlq = command("dlq", "the dead-letter queue")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
@@ -264,6 +283,8 @@ def _job_lines(job: JobInfo) -> list[str]:
         f"status     {job.status}  (attempt {job.attempts} of {job.max_attempts})",
         f"created    {job.created_at}",
     ]
+    if job.run_at:
+        lines.append(f"runs at    {job.run_at}")
     if job.started_at:
         lines.append(f"started    {job.started_at}")
     if job.completed_at:
@@ -393,13 +414,21 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_submit(args: argparse.Namespace, target: Target, output: Output) -> int:
     params = _params(args)
     client = target.client()
-    submitted = client.submit(args.type, params, idempotency_key=args.idempotency_key)
+    submitted = client.submit(
+        args.type,
+        params,
+        idempotency_key=args.idempotency_key,
+        delay_seconds=args.delay,
+        run_at=args.run_at,
+    )
     if not args.wait:
         if output.as_json:
             output.data(submitted.to_dict())
         else:
             output.text(submitted.job_id)
             output.note(f"submitted {submitted.type} job, {submitted.status}: {submitted.poll_url}")
+            if submitted.run_at:
+                output.note(f"it runs at {submitted.run_at}")
         return EXIT_OK
     output.note(f"submitted {submitted.type} job {submitted.job_id}")
     job = client.wait(submitted.job_id, timeout=args.timeout, on_update=Progress(output))
@@ -422,6 +451,53 @@ def cmd_cancel(args: argparse.Namespace, target: Target, output: Output) -> int:
 def cmd_wait(args: argparse.Namespace, target: Target, output: Output) -> int:
     job = target.client().wait(args.job_id, timeout=args.timeout, on_update=Progress(output))
     return _finish(output, job)
+
+
+def cmd_schedules(output: Output, now: float | None = None) -> int:
+    """The recurring schedules of the job types this machine loads (`JOBPIPE_JOB_TYPES`), as
+    the stack deploys them, each with its next firing (a rate counts from when it was
+    deployed: not known here)."""
+    from datetime import UTC, datetime
+
+    from jobpipe.domain.registry import load_job_types
+    from jobpipe.domain.schedule import ENV_PAUSED, definition, next_firing, paused_names
+
+    schedules = load_job_types().schedules
+    paused = paused_names(os.environ.get(ENV_PAUSED), schedules)
+    after = datetime.fromtimestamp(time.time() if now is None else now, tz=UTC)
+    rows: list[dict[str, Any]] = []
+    for schedule in sorted(schedules.values(), key=lambda s: s.name):
+        deployed = definition(schedule, paused=schedule.name in paused)
+        upcoming = next_firing(deployed.expression, deployed.timezone, after)
+        rows.append(
+            {
+                "name": schedule.name,
+                "type": schedule.job_type,
+                "expression": deployed.expression,
+                "timezone": deployed.timezone,
+                "params": schedule.params,
+                "owner": schedule.owner,
+                "paused": not deployed.enabled,
+                "next_firing": upcoming.isoformat() if upcoming and deployed.enabled else None,
+            }
+        )
+    if output.as_json:
+        output.data(rows)
+        return EXIT_OK
+    if not rows:
+        output.note("no recurring schedules are declared (see the README: Recurring jobs)")
+        return EXIT_OK
+    output.text(f"{'NAME':<20}  {'TYPE':<12}  {'WHEN':<34}  NEXT FIRING")
+    for row in rows:
+        when = f"{row['expression']} {row['timezone']}"
+        shown = (
+            "paused"
+            if row["paused"]
+            else row["next_firing"] or "every interval from when it was deployed"
+        )
+        output.text(f"{row['name']:<20}  {row['type']:<12}  {when:<34}  {shown}")
+    output.note(f"{len(rows)} schedule(s); their jobs are owned by schedule:<name> unless declared")
+    return EXIT_OK
 
 
 def _dead_letter_queue(target: Target) -> DeadLetterQueue:
@@ -789,6 +865,8 @@ def main(
     try:
         if args.command == "local":
             return cmd_local(args, output)
+        if args.command == "schedules":
+            return cmd_schedules(output)
         if args.url and args.stack:
             raise UsageError("pass either --url or --stack, not both")
         target = resolve(args.url, args.stack, args.region, args.profile)

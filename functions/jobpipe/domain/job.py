@@ -11,6 +11,8 @@ from jobpipe.domain.states import JobStatus
 from jobpipe.errors import InvalidJobIdError, PoisonMessageError
 
 JOB_ID_LENGTH = 26
+# SQS delays a message by at most 15 minutes: a job due later waits on a one-time schedule.
+MAX_QUEUE_DELAY_SECONDS = 900
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 _CROCKFORD = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 # The ids `check_job_id` accepts, as a regular expression (the OpenAPI document's pattern).
@@ -189,9 +191,23 @@ class Job:
     def workflow_id(self) -> str | None:
         return self.step.workflow_id if self.step is not None else None
 
+    # When a delayed job was due to run (epoch ms); None for a job that ran as soon as it could.
+    run_at: int | None = None
+    # The recurring schedule whose firing created the job.
+    schedule: str | None = None
+
     @property
     def is_terminal(self) -> bool:
         return self.status.is_terminal
+
+    @property
+    def waits_on_schedule(self) -> bool:
+        """Whether its message is held by a one-time schedule (due beyond what SQS can delay a
+        message by, from when it was submitted) rather than delayed on the queue."""
+        return (
+            self.run_at is not None
+            and self.run_at - self.created_at > MAX_QUEUE_DELAY_SECONDS * 1000
+        )
 
     @property
     def error(self) -> ErrorInfo | None:
@@ -218,11 +234,16 @@ class Job:
 @dataclass(frozen=True)
 class JobMessage:
     """The body of a jobs-queue message. The job id is the identity; type and params travel
-    along so the DLQ can be inspected and filtered without reading the table."""
+    along so the DLQ can be inspected and filtered without reading the table.
+
+    A message a one-time schedule sends also carries the time the schedule fired for
+    (`scheduled_time`, which EventBridge Scheduler fills in): the job's time has come by then,
+    whatever the clock of the worker that receives it says."""
 
     job_id: str
     type: str
     params: dict[str, Any]
+    fired_at_ms: int | None = None
 
     def to_body(self) -> str:
         return canonical_json({"job_id": self.job_id, "type": self.type, "params": self.params})
@@ -249,4 +270,33 @@ class JobMessage:
             raise PoisonMessageError("message has no job type")
         if not isinstance(params, dict):
             raise PoisonMessageError("message params is not an object")
-        return cls(job_id=job_id, type=job_type, params=params)
+        return cls(
+            job_id=job_id,
+            type=job_type,
+            params=params,
+            fired_at_ms=epoch_ms(data.get("scheduled_time")),
+        )
+
+
+SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+
+
+def scheduled_body(message: JobMessage) -> str:
+    """The body a one-time schedule sends: the job's message and, filled in by EventBridge
+    Scheduler when it fires, the time it fired for."""
+    return canonical_json({**message.as_payload(), "scheduled_time": SCHEDULED_TIME})
+
+
+def epoch_ms(value: Any) -> int | None:
+    """An RFC 3339 time (`2026-03-22T18:59:43Z`) as epoch ms; None for anything else."""
+    from datetime import datetime
+
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return int(parsed.timestamp() * 1000)

@@ -3,7 +3,9 @@ values are typed). The transitions of `jobpipe.domain.states` are written over t
 
 Nothing is stored twice: a job's `completed_at` is the `updated_at` of its terminal transition,
 and a retrying job's `next_attempt_at` is its `pending_since` (the time it is due to be started,
-which also places it in the reaper's pending index). Params and results are stored as compact
+which also places it in the reaper's pending index). A scheduled job starts out in that index at
+its `run_at`; `run_at` itself is kept apart, since the reaper moves `pending_since` when it
+claims an overdue job. Params and results are stored as compact
 UTF-8 JSON, the size DynamoDB counts.
 """
 
@@ -73,6 +75,9 @@ def to_record(job: Job) -> Record:
     if job.status is JobStatus.PENDING:
         # In the reaper's pending index until a START takes it out.
         record[PENDING_SINCE] = job.updated_at
+    elif job.status is JobStatus.SCHEDULED and job.run_at is not None:
+        # Found by the reaper only once it is overdue.
+        record[PENDING_SINCE] = job.run_at
     elif job.status is JobStatus.RETRYING and job.next_attempt_at is not None:
         record[PENDING_SINCE] = job.next_attempt_at
     optional: dict[str, Any] = {
@@ -90,6 +95,8 @@ def to_record(job: Job) -> Record:
         "arrived": set(job.arrived) or None,
         "cause": job.cause.as_dict() if job.cause is not None else None,
         OUTBOX_DUE: job.outbox_due,
+        "run_at": job.run_at,
+        "schedule": job.schedule,
     }
     if job.step is not None:
         optional.update(_step_entries(job.step))
@@ -169,6 +176,8 @@ def from_record(record: Record) -> Job:
         arrived=frozenset(int(p) for p in record.get("arrived", ())),
         cause=Cause(**record["cause"]) if "cause" in record else None,
         outbox_due=_int(record.get(OUTBOX_DUE)),
+        run_at=_int(record.get("run_at")),
+        schedule=record.get("schedule"),
     )
 
 

@@ -10,13 +10,14 @@
 The params model is taken from the function's annotation. A job function may take a second
 parameter, a `JobContext` (`jobpipe.domain.context`): its job id and attempt, progress,
 cancellation. An `async def` job function is awaited, concurrently with the batch's other async
-jobs.
+jobs. Recurring schedules (`jobpipe.domain.schedule`) are declared with the type
+(`schedules=[Cron(...)]`) or apart (`recurring("resize", Rate(hours=1))`).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
@@ -24,6 +25,18 @@ from pydantic import BaseModel, ValidationError
 
 from jobpipe.domain.context import JobContext as JobContext  # job functions import it here
 from jobpipe.domain.retry import Backoff
+from jobpipe.domain.schedule import (
+    Cron as Cron,  # job modules import the declarations here, beside `job_type`
+)
+from jobpipe.domain.schedule import (
+    Rate as Rate,
+)
+from jobpipe.domain.schedule import (
+    Recurrence,
+    RecurringSchedule,
+    check_owner,
+    check_schedule_name,
+)
 from jobpipe.errors import (
     ConfigurationError,
     InvalidParamsError,
@@ -100,6 +113,8 @@ class JobType:
 class Registry(Mapping[str, JobType]):
     def __init__(self) -> None:
         self._types: dict[str, JobType] = {}
+        # Recurring schedules, by name.
+        self.schedules: dict[str, RecurringSchedule] = {}
 
     def __getitem__(self, name: str) -> JobType:
         return self._types[name]
@@ -121,6 +136,49 @@ class Registry(Mapping[str, JobType]):
         if job.name in self._types:
             raise ConfigurationError(f"job type {job.name!r} is declared twice")
         self._types[job.name] = job
+
+    def add_schedule(self, job_type_name: str, when: Recurrence) -> RecurringSchedule:
+        """Declare a recurring schedule of a job type (checked against the type by
+        `schedule_problems`, at load and at synth)."""
+        name = check_schedule_name(when.name or job_type_name, job_type_name)
+        if name in self.schedules:
+            raise ConfigurationError(
+                f"schedule {name!r} is declared twice: give each schedule of a type its own name="
+            )
+        check_owner(when.owner, name)
+        schedule = RecurringSchedule(name, job_type_name, when)
+        self.schedules[name] = schedule
+        return schedule
+
+    def schedule_problems(self) -> list[str]:
+        """A sentence per recurring schedule that could never create its job: an unknown job
+        type, params its model refuses, an unknown time zone."""
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        problems = []
+        for schedule in self.schedules.values():
+            job_type = self._types.get(schedule.job_type)
+            if job_type is None:
+                problems.append(
+                    f"schedule {schedule.name!r} is for job type {schedule.job_type!r}, which is "
+                    f"not declared (known: {', '.join(sorted(self._types)) or '(none)'})"
+                )
+                continue
+            try:
+                job_type.parse_params(schedule.params)
+            except InvalidParamsError as invalid:
+                fields = "; ".join(f"{f['loc']}: {f['msg']}" for f in invalid.fields)
+                problems.append(
+                    f"schedule {schedule.name!r}: its params are refused by the model of job "
+                    f"type {schedule.job_type!r} ({fields})"
+                )
+            try:
+                ZoneInfo(schedule.when.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                problems.append(
+                    f"schedule {schedule.name!r}: unknown time zone {schedule.when.timezone!r}"
+                )
+        return problems
 
     def max_attempts(self) -> int:
         """The largest max_attempts of any type (the queue's maxReceiveCount must exceed it)."""
@@ -152,9 +210,10 @@ def job_type(
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     permanent: tuple[type[BaseException], ...] = (),
     soft_timeout: float | None = None,
+    schedules: Sequence[Recurrence] = (),
     into: Registry | None = None,
 ) -> Callable[[JobFunction], JobFunction]:
-    """Declare a job type. See the module docstring."""
+    """Declare a job type, and any recurring schedules of it. See the module docstring."""
     import re
 
     if not re.fullmatch(JOB_TYPE_NAME_PATTERN, name):
@@ -173,12 +232,28 @@ def job_type(
                 f"the first parameter of {function.__qualname__} must be annotated "
                 "with a pydantic model"
             )
-        (into if into is not None else registry).add(
-            JobType(name, model, policy, function, wants_context=len(parameters) == 2)
-        )
+        target = into if into is not None else registry
+        declared = JobType(name, model, policy, function, wants_context=len(parameters) == 2)
+        target.add(declared)
+        for when in schedules:
+            schedule = target.add_schedule(name, when)
+            # The type is known here: refuse its params at once.
+            try:
+                declared.parse_params(schedule.params)
+            except InvalidParamsError as invalid:
+                raise ConfigurationError(
+                    f"schedule {schedule.name!r}: {invalid} ({invalid.fields})"
+                ) from None
         return function
 
     return decorate
+
+
+def recurring(job_type_name: str, *when: Recurrence, into: Registry | None = None) -> None:
+    """Declare recurring schedules of a job type apart from it (the type may be declared in
+    another module: an unknown one fails the load and the synth)."""
+    for each in when:
+        (into if into is not None else registry).add_schedule(job_type_name, each)
 
 
 # The modules that declare the job types, comma-separated (default: `jobpipe.jobs`).
@@ -198,8 +273,11 @@ def load_job_types() -> Registry:
         # Declares its job types as a side effect, the first time.
         importlib.import_module(module.strip())
 
-    problems = registry.timeout_problems(
-        TOPOLOGY.max_job_timeout_seconds(), TOPOLOGY.worker.timeout_seconds
+    problems = (
+        registry.timeout_problems(
+            TOPOLOGY.max_job_timeout_seconds(), TOPOLOGY.worker.timeout_seconds
+        )
+        + registry.schedule_problems()
     )
     if problems:
         raise ConfigurationError("; ".join(problems))

@@ -39,6 +39,9 @@ from jobpipe.domain.expressions import All as AllOf
 class JobStatus(StrEnum):
     # A workflow step its predecessors have not released yet: never queued, not reaped.
     WAITING = "waiting"
+    # Waiting for its time (`run_at`): its message is delayed on the queue or held by a one-time
+    # schedule; it goes straight to `running` when the message arrives.
+    SCHEDULED = "scheduled"
     PENDING = "pending"
     RUNNING = "running"
     RETRYING = "retrying"
@@ -53,7 +56,9 @@ class JobStatus(StrEnum):
 
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 # Statuses a cancel ends at once: the job is not running, so nothing has to stop.
-CANCELLABLE_AT_ONCE = frozenset({JobStatus.WAITING, JobStatus.PENDING, JobStatus.RETRYING})
+CANCELLABLE_AT_ONCE = frozenset(
+    {JobStatus.WAITING, JobStatus.SCHEDULED, JobStatus.PENDING, JobStatus.RETRYING}
+)
 
 
 class WorkflowStatus(StrEnum):
@@ -122,8 +127,9 @@ def _t(
     return Transition(name, frozenset(sources), target, guard, changes, stamps)
 
 
-W, P, RUN, RET, OK, KO, CX = (
+W, S, P, RUN, RET, OK, KO, CX = (
     JobStatus.WAITING,
+    JobStatus.SCHEDULED,
     JobStatus.PENDING,
     JobStatus.RUNNING,
     JobStatus.RETRYING,
@@ -138,13 +144,14 @@ NOT_CANCELLING = AllOf(THIS_ATTEMPT, Missing("cancel_requested"))
 OUT_OF_RUNNING = (Remove("lease_expires_at"), SetIfGiven("progress", Arg("progress")))
 
 # A worker starts an attempt and counts it: a pending job; a retrying one once its retry is due
-# (SQS may show the message early); or a running one whose lease (its worker's deadline) has
-# passed — its runner died. Never a job whose payload differs, whose attempts are used up, or
-# that was asked to cancel. The START that picks a job up takes it out of the reaper's pending
-# index in the same write.
+# (SQS may show the message early); a scheduled one once its time has come (a scheduled job's
+# `pending_since` is its `run_at`, until the reaper claims it); or a running one whose lease
+# (its worker's deadline) has passed — its runner died. Never a job whose payload differs, whose
+# attempts are used up, or that was asked to cancel. The START that picks a job up takes it out
+# of the reaper's pending index in the same write.
 START = _t(
     "start",
-    {P, RET, RUN},
+    {S, P, RET, RUN},
     RUN,
     AllOf(
         Is("payload_hash", Arg("payload_hash")),
@@ -152,7 +159,7 @@ START = _t(
         Missing("cancel_requested"),
         AnyOf(
             Is("status", P.value),
-            AllOf(Is("status", RET.value), AtMost("pending_since", Arg("due"))),
+            AllOf(IsIn("status", (RET.value, S.value)), AtMost("pending_since", Arg("due"))),
             AllOf(Is("status", RUN.value), Below("lease_expires_at", Arg("now"))),
         ),
     ),
@@ -197,7 +204,7 @@ _ABANDONED = (
     Remove("lease_expires_at"),
     Remove("pending_since"),
 )
-ABANDON = _t("abandon", {P, RUN, RET}, KO, None, _ABANDONED)
+ABANDON = _t("abandon", {S, P, RUN, RET}, KO, None, _ABANDONED)
 ABANDON_ATTEMPT = _t(
     "abandon",
     {RUN},
@@ -269,9 +276,11 @@ CLAIM_RUNNING = _t(
     (Set("lease_expires_at", Arg("now")),),
     stamps=False,
 )
+# A scheduled job overdue by the grace period is claimed like a pending one: its message (the
+# schedule's, or the delayed one) may be gone.
 CLAIM_WAITING = _t(
     "claim",
-    {P, RET},
+    {S, P, RET},
     None,
     Is("pending_since", Arg("seen")),
     (Set("pending_since", Arg("now")),),

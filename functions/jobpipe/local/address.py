@@ -42,6 +42,8 @@ class LocalConfig:
     table_name: str
     queue_url: str
     dlq_url: str
+    # The EventBridge Scheduler group of delayed jobs and recurring schedules.
+    schedule_group: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

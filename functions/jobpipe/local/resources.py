@@ -1,5 +1,6 @@
 """Creates the jobs table, queue and dead-letter queue off AWS (on moto) with the settings the
-CDK stack declares, read from the same `jobpipe.topology`."""
+CDK stack declares, read from the same `jobpipe.topology`, and the schedule group delayed jobs
+wait in."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from jobpipe.topology import TOPOLOGY, Topology
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
     from mypy_boto3_sqs import SQSClient
+
+# moto's account: the scheduler's role is named, never assumed (moto enforces no IAM).
+LOCAL_ACCOUNT = "123456789012"
 
 
 @dataclass(frozen=True)
@@ -19,14 +24,22 @@ class Resources:
     table_name: str
     queue_url: str
     dlq_url: str
+    queue_arn: str = ""
+    dlq_arn: str = ""
+    schedule_group: str = ""
+    scheduler_role_arn: str = ""
 
     def environment(self) -> dict[str, str]:
-        from jobpipe.settings import ENV_DLQ_URL, ENV_QUEUE_URL, ENV_TABLE_NAME
+        from jobpipe import settings
 
         return {
-            ENV_TABLE_NAME: self.table_name,
-            ENV_QUEUE_URL: self.queue_url,
-            ENV_DLQ_URL: self.dlq_url,
+            settings.ENV_TABLE_NAME: self.table_name,
+            settings.ENV_QUEUE_URL: self.queue_url,
+            settings.ENV_DLQ_URL: self.dlq_url,
+            settings.ENV_QUEUE_ARN: self.queue_arn,
+            settings.ENV_DLQ_ARN: self.dlq_arn,
+            settings.ENV_SCHEDULE_GROUP: self.schedule_group,
+            settings.ENV_SCHEDULER_ROLE_ARN: self.scheduler_role_arn,
         }
 
 
@@ -35,6 +48,7 @@ def create_resources(
     sqs: SQSClient,
     prefix: str = "jobpipe",
     topology: Topology = TOPOLOGY,
+    scheduler: EventBridgeSchedulerClient | None = None,
 ) -> Resources:
     table = topology.table
     queue = topology.queue
@@ -92,4 +106,21 @@ def create_resources(
             ),
         },
     )["QueueUrl"]
-    return Resources(table_name=table_name, queue_url=queue_url, dlq_url=dlq_url)
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    group = f"{prefix}-schedules"
+    if scheduler is None:
+        import boto3
+
+        scheduler = boto3.client("scheduler")
+    scheduler.create_schedule_group(Name=group)
+    return Resources(
+        table_name=table_name,
+        queue_url=queue_url,
+        dlq_url=dlq_url,
+        queue_arn=queue_arn,
+        dlq_arn=dlq_arn,
+        schedule_group=group,
+        scheduler_role_arn=f"arn:aws:iam::{LOCAL_ACCOUNT}:role/{prefix}-scheduler",
+    )

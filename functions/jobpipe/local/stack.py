@@ -1,8 +1,9 @@
-"""The whole pipeline on one machine: a moto server (SQS, DynamoDB, CloudWatch), the queues and
-table created from the topology, the local API gateway in front of the real API handlers, worker
-processes (two by default) each running the event-source harness over the real worker handler —
-as Lambda runs each invocation in an environment of its own — and the stuck-job reaper on an
-interval.
+"""The whole pipeline on one machine: a moto server (SQS, DynamoDB, CloudWatch, EventBridge
+Scheduler), the queues and table created from the topology, the local API gateway in front of
+the real API handlers, worker processes (two by default) each running the event-source harness
+over the real worker handler — as Lambda runs each invocation in an environment of its own —,
+the stuck-job reaper on an interval, and a scheduler thread that fires the schedule group's
+one-time and recurring schedules (moto never fires them) every second.
 
 Every boto3 client talks to the moto server: the stack sets `AWS_ENDPOINT_URL`, a region and
 dummy credentials in the environment before any client is created (the worker processes inherit
@@ -21,6 +22,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +32,7 @@ from jobpipe.local.address import DEFAULT_PORT, LOOPBACK
 from jobpipe.local.address import LocalConfig as LocalConfig
 from jobpipe.local.console import ENV_CONSOLE
 from jobpipe.local.gateway import LOCAL_CONFIG_PATH, Gateway
+from jobpipe.local.resources import LOCAL_ACCOUNT
 from jobpipe.settings import ENV_LOCAL_PRINCIPAL
 from jobpipe.topology import TOPOLOGY
 
@@ -36,12 +40,16 @@ if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
 
     from jobpipe.local.event_source import EventSourceMapping
+    from jobpipe.local.scheduler import LocalScheduler
     from jobpipe.reaper.service import Reaper
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_WORKERS = 2
 # SQS publishes its metrics every minute; the local stack, with its faster reaper, more often.
 QUEUE_METRICS_INTERVAL_SECONDS = 2.0
+# EventBridge Scheduler fires within a minute of a schedule's time; the local one looks every
+# second.
+SCHEDULER_INTERVAL_SECONDS = 1.0
 _log = logging.getLogger(__name__)
 
 # What the stack puts in the environment (and takes back out when it stops).
@@ -51,6 +59,7 @@ _CLEARED = (
     "AWS_SECURITY_TOKEN",
     "AWS_ENDPOINT_URL_SQS",
     "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_SCHEDULER",
 )
 
 
@@ -71,6 +80,8 @@ class LocalStack:
         poll_wait_seconds: int = 1,
         reaper_interval_seconds: float | None = None,
         console: bool = False,
+        scheduler_interval_seconds: float = SCHEDULER_INTERVAL_SECONDS,
+        scheduler_clock: Callable[[], float] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -93,6 +104,11 @@ class LocalStack:
         )
         self.reaper: Reaper | None = None
         self.reaper_runs = 0
+        # The scheduler fires due schedules every this many seconds (0: only when `tick()` is
+        # called), on `scheduler_clock` (tests move their own).
+        self.scheduler_interval_seconds = scheduler_interval_seconds
+        self._scheduler_clock = scheduler_clock
+        self.scheduler: LocalScheduler | None = None
         self.esm: EventSourceMapping | None = None
         self._config: LocalConfig | None = None
         self._moto: Any = None
@@ -130,7 +146,9 @@ class LocalStack:
                 table_name=resources.table_name,
                 queue_url=resources.queue_url,
                 dlq_url=resources.dlq_url,
+                schedule_group=resources.schedule_group,
             )
+            self.scheduler = self._build_scheduler(resources)
             self._spawn("jobpipe-gateway", self._server.serve_forever)
             # moto publishes no SQS metrics: the reaper reads the queue's age from this.
             self._spawn("jobpipe-queue-metrics", self._publish_queue_metrics)
@@ -143,6 +161,8 @@ class LocalStack:
                 if self.reaper_interval_seconds > 0:
                     self.reaper = self._build_reaper(resources)
                     self._spawn("jobpipe-reaper", self._reap)
+            if self.scheduler_interval_seconds > 0:
+                self._spawn("jobpipe-scheduler", self._schedule)
         except BaseException:
             self.stop()
             raise
@@ -221,7 +241,51 @@ class LocalStack:
 
         # Clients of its own: the functions' are tuned for quick item requests, not for
         # creating a table.
-        return create_resources(boto3.client("dynamodb"), boto3.client("sqs"), prefix=self.prefix)
+        return create_resources(
+            boto3.client("dynamodb"),
+            boto3.client("sqs"),
+            prefix=self.prefix,
+            scheduler=boto3.client("scheduler"),
+        )
+
+    def _build_scheduler(self, resources: Any) -> LocalScheduler:
+        """The recurring schedules the job types declare, created as the CDK app deploys them
+        (paused ones as `JOBPIPE_PAUSED_SCHEDULES` names), and the scheduler that fires them."""
+        import boto3
+
+        from jobpipe import wiring
+        from jobpipe.api.routes import function
+        from jobpipe.domain.schedule import ENV_PAUSED, definition, paused_names
+        from jobpipe.local.scheduler import LocalScheduler, create_recurring
+
+        client = boto3.client("scheduler")
+        schedules = wiring.load_job_types().schedules
+        paused = paused_names(os.environ.get(ENV_PAUSED), schedules)
+        recurring = function("Recurring").local_name
+        create_recurring(
+            client,
+            resources.schedule_group,
+            [definition(s, paused=s.name in paused) for s in schedules.values()],
+            function_arn=f"arn:aws:lambda:{self.region}:{LOCAL_ACCOUNT}:function:{recurring}",
+            role_arn=resources.scheduler_role_arn,
+        )
+        return LocalScheduler(
+            client,
+            boto3.client("sqs"),
+            resources.schedule_group,
+            _invoke_function,
+            clock=self._scheduler_clock or time.time,
+        )
+
+    def _schedule(self) -> None:
+        assert self.scheduler is not None
+        while not self._stop.wait(self.scheduler_interval_seconds):
+            try:
+                self.scheduler.tick()
+            except Exception:  # noqa: BLE001  (a failed tick must not end the scheduler)
+                if self._stop.is_set():
+                    return
+                _log.exception("scheduler tick failed; trying again")
 
     def _event_source(self, queue_url: str) -> EventSourceMapping:
         import boto3
@@ -347,6 +411,21 @@ class LocalStack:
         from jobpipe import wiring
 
         wiring.reset()
+
+
+def _invoke_function(arn: str, event: dict[str, Any]) -> Any:
+    """Call a function of the stack (`jobpipe.api.routes`) by its local ARN, as Lambda would."""
+    import importlib
+
+    from jobpipe.api.routes import FUNCTIONS
+    from jobpipe.local.event_source import LambdaContext
+
+    name = arn.rsplit(":", 1)[-1]
+    spec = next((f for f in FUNCTIONS if f.local_name == name), None)
+    if spec is None:
+        raise LookupError(f"no function {name} in this stack")
+    handler = importlib.import_module(spec.module).handler
+    return handler(event, LambdaContext(name, TOPOLOGY.api.function_timeout_seconds))
 
 
 def _reset_moto(endpoint: str) -> None:

@@ -33,7 +33,10 @@ class StatusService:
         """Seconds until polling again is worthwhile; None once the job is terminal."""
         if job.is_terminal:
             return None
-        if job.status is JobStatus.RETRYING and job.next_attempt_at is not None:
-            wait = (job.next_attempt_at - self._clock() * 1000) / 1000
+        due = job.next_attempt_at if job.status is JobStatus.RETRYING else None
+        if job.status is JobStatus.SCHEDULED:
+            due = job.run_at
+        if due is not None:
+            wait = (due - self._clock() * 1000) / 1000
             return max(POLL_SECONDS, min(MAX_RETRY_AFTER_SECONDS, math.ceil(wait)))
         return POLL_SECONDS

@@ -97,6 +97,10 @@ class JobItemPersistenceLayer(BasePersistenceLayer):
         lease = now + (
             remaining_time_in_millis if remaining_time_in_millis is not None else FALLBACK_LEASE_MS
         )
+        # A message a schedule sent says when it fired: the job is due by then, whatever this
+        # worker's clock says.
+        fired_at = data.get("fired_at_ms")
+        due = max(now, fired_at if isinstance(fired_at, int) else 0) + EARLY_START_TOLERANCE_MS
         try:
             job = self._store.apply(
                 START,
@@ -104,7 +108,7 @@ class JobItemPersistenceLayer(BasePersistenceLayer):
                 payload_hash=_payload_hash(data),
                 lease=lease,
                 now=now,
-                due=now + EARLY_START_TOLERANCE_MS,
+                due=due,
             )
         except IllegalTransitionError as refused:
             if refused.job is None:
@@ -212,6 +216,9 @@ class JobItemPersistenceLayer(BasePersistenceLayer):
                     f"job {job.job_id}: all {job.max_attempts} attempts are used",
                 )
             )
+        if job.status is JobStatus.SCHEDULED:
+            # Early: its own delayed message or schedule, or the reaper, brings it when due.
+            return HandBack(((job.run_at or now) - now) / 1000, "it is not due yet")
         due = job.next_attempt_at or now
         return HandBack((due - now) / 1000, "its retry is not due yet")
 

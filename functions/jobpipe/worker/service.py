@@ -270,7 +270,10 @@ class Worker:
             # again at once for the next invocation.
             return HandBack(0, "not enough time left in this invocation")
         try:
-            run = self._run_once(message=message.as_payload())
+            payload = message.as_payload()
+            if message.fired_at_ms is not None:
+                payload["fired_at_ms"] = message.fired_at_ms
+            run = self._run_once(message=payload)
         except IdempotencyValidationError:
             return Poison(ErrorInfo("PoisonMessageError", "message payload does not match the job"))
         except (IdempotencyAlreadyInProgressError, IdempotencyInconsistentStateError):
