@@ -579,8 +579,11 @@ class Plan:
 FORCED = {
     5: "permanent",
     10: "transient",
+    12: "delay",
     15: "dead_letter",
+    17: "schedule",
     20: "timeout",
+    22: "late_cancel",
     25: "hold",
     30: "crash",
     35: "dup_now",
@@ -590,9 +593,6 @@ FORCED = {
     46: "unknown_type",
     47: "cancel",
     48: "async",
-    50: "delay",
-    52: "schedule",
-    54: "late_cancel",
 }
 BACKLOG_BURST = 10
 

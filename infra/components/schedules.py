@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Token, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
@@ -82,11 +82,15 @@ class Schedules(Construct):
             grantee=function, actions=list(actions), resource_arns=[self.schedules_arn]
         )
         if function.role is not None:
+            # cdk-nag names the finding by the ARN as synthesized: a region or account the
+            # stack's environment fixes is written out, otherwise it is a pseudo parameter.
+            stack = Stack.of(self)
+            region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+            account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
             Validations.of(function.role).acknowledge(
                 Acknowledgment(
                     id="AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:"
-                    "scheduler:<AWS::Region>:<AWS::AccountId>:schedule/"
-                    f"{self.group_name}/*]",
+                    f"scheduler:{region}:{account}:schedule/{self.group_name}/*]",
                     reason="A delayed job's one-time schedule is named after the job, made at "
                     "submit: the grant covers the stack's schedule group and no other.",
                 )

@@ -596,3 +596,42 @@ def test_a_stale_attempt_cannot_write_progress(store: JobStore) -> None:
     started(store, job, now=NOW + 2)  # its runner died; a second attempt took over
     with pytest.raises(IllegalTransitionError):
         store.apply(PROGRESS, first, attempt=first.attempts, progress={"current": 1, "at": NOW})
+
+
+def _scheduled(run_at: int) -> Job:
+    return replace(new_job(), status=JobStatus.SCHEDULED, run_at=run_at)
+
+
+def test_a_scheduled_job_reads_back_with_its_time_and_is_listed_as_waiting_from_then(
+    store: JobStore,
+) -> None:
+    # Given a job scheduled an hour from now
+    run_at = NOW + 3_600_000
+    job = _scheduled(run_at)
+    store.create(job)
+    # Then it reads back scheduled, with its time
+    read = store.get(job.job_id)
+    assert read is not None and (read.status, read.run_at) == (JobStatus.SCHEDULED, run_at)
+    # And the reaper's index lists it only from its time on, not from its creation
+    assert list(store.pending_before(job.type, before_ms=run_at, limit=10)) == []
+    (listed,) = store.pending_before(job.type, before_ms=run_at + 1, limit=10)
+    assert (listed.job_id, listed.since) == (job.job_id, run_at)
+
+
+def test_a_scheduled_job_starts_only_once_due_and_leaves_the_index(store: JobStore) -> None:
+    job = _scheduled(NOW + 5_000)
+    store.create(job)
+    # Given its message early / Then START is refused and it stays scheduled
+    with pytest.raises(IllegalTransitionError):
+        started(store, job, now=NOW)
+    # Given its time has come / Then it starts straight from scheduled, out of the index
+    running = started(store, job, now=NOW + 5_000)
+    assert (running.status, running.attempts, running.run_at) == (JobStatus.RUNNING, 1, NOW + 5_000)
+    assert list(store.pending_before(job.type, before_ms=NOW + 10_000, limit=10)) == []
+
+
+def test_delete_pending_removes_a_scheduled_job_that_never_started(store: JobStore) -> None:
+    job = _scheduled(NOW + 3_600_000)
+    store.create(job)
+    assert store.delete_pending(job.job_id) is True
+    assert store.get(job.job_id) is None

@@ -86,6 +86,10 @@ def test_the_fault_plans_of_a_small_run_cover_every_job_side_fault() -> None:
     assert any(plan.same_key for plan in plans)
     assert any(p.get("text") for p in params)
     assert sum(plan.type == chaos.LONG_TYPE for plan in plans) >= chaos.BACKLOG_BURST
+    # Time: a job delayed on the queue, one on a schedule, one cancelled under its schedule
+    delays = [plan.delay_seconds for plan in plans if plan.delay_seconds is not None]
+    assert any(d <= 900 for d in delays) and any(d > 900 for d in delays)
+    assert any(plan.cancel_in_store for plan in plans)
     assert any(plan.type == chaos.NEW_TYPE for plan in plans)
     assert any(plan.cancel for plan in plans)
     assert any(plan.type == chaos.ASYNC_TYPE for plan in plans)

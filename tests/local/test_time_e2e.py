@@ -29,13 +29,18 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 
 class Clock:
-    """The local scheduler's clock: starts at the real time, moved only by the tests."""
+    """The local scheduler's clock: never behind the real time, moved ahead by the tests."""
 
     def __init__(self) -> None:
         self.now = time.time()
 
     def __call__(self) -> float:
         return self.now
+
+    def catch_up(self) -> datetime:
+        """Not behind the real time (the submit service's clock); returns it."""
+        self.now = max(self.now, time.time())
+        return datetime.fromtimestamp(self.now, tz=UTC)
 
 
 CLOCK = Clock()
@@ -123,7 +128,7 @@ def test_a_job_due_beyond_15_minutes_waits_on_one_schedule_and_runs_when_its_tim
     stack: LocalStack, client: JobsClient
 ) -> None:
     # Given a job due in 20 minutes on the scheduler's clock, written with an offset
-    due = datetime.fromtimestamp(CLOCK.now, tz=UTC) + timedelta(minutes=20)
+    due = CLOCK.catch_up() + timedelta(minutes=20)
     submitted = client.submit("echo", {"n": 2}, run_at=due.astimezone(BERLIN).isoformat())
     assert submitted.status == "scheduled"
     # Then one schedule holds its message
@@ -144,7 +149,7 @@ def test_cancelling_a_scheduled_job_deletes_its_schedule(
     stack: LocalStack, client: JobsClient
 ) -> None:
     # Given a job due in an hour, waiting on its schedule
-    due = datetime.fromtimestamp(CLOCK.now, tz=UTC) + timedelta(hours=1)
+    due = CLOCK.catch_up() + timedelta(hours=1)
     submitted = client.submit("echo", {"n": 3}, run_at=due.isoformat())
     assert one_time_name(submitted.job_id) in schedule_names(stack)
     # When its owner cancels it
@@ -163,7 +168,7 @@ def test_a_schedule_that_fires_for_a_cancelled_job_is_dropped(
     from jobpipe.domain.states import CANCEL
 
     # Given a job due in an hour, cancelled while its schedule stayed (its delete failed)
-    due = datetime.fromtimestamp(CLOCK.now, tz=UTC) + timedelta(hours=1)
+    due = CLOCK.catch_up() + timedelta(hours=1)
     submitted = client.submit("echo", {"n": 4}, run_at=due.isoformat())
     wiring.job_store().apply(CANCEL, submitted.job_id, now=int(time.time() * 1000))
     # When the schedule fires anyway
@@ -206,7 +211,7 @@ def test_a_weekday_schedule_fires_on_its_day_making_one_job_per_firing_delivered
     # scheduler caught up to a Saturday noon
     stack.scheduler.extra_deliveries = 1
     try:
-        saturday = _next_local(5, 12, datetime.fromtimestamp(CLOCK.now, tz=UTC))
+        saturday = _next_local(5, 12, CLOCK.catch_up())
         CLOCK.now = saturday.timestamp()
         tick(stack)
         # When its clock passes Sunday 09:00 (Unix day 0) / Then the Monday schedule stays quiet

@@ -73,6 +73,8 @@ OWN_MODULES = {
         "jobpipe.domain.record",
         "jobpipe.domain.registry",
         "jobpipe.domain.retry",
+        # Recurring declarations (Cron, Rate) are imported with the registry: plain data.
+        "jobpipe.domain.schedule",
         "jobpipe.followups",
         "jobpipe.handlers.worker",
         "jobpipe.ports",

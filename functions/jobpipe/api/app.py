@@ -42,8 +42,12 @@ from jobpipe.api.errors import (
 )
 from jobpipe.api.identity import caller_of
 from jobpipe.api.routes import ROUTES, RouteSpec, route, routes_of
-from jobpipe.domain.job import JOB_ID_PATTERN, MAX_IDEMPOTENCY_KEY_CHARS, Job
-from jobpipe.domain.schedule import MAX_AHEAD_SECONDS
+from jobpipe.domain.job import (
+    JOB_ID_PATTERN,
+    MAX_AHEAD_SECONDS,
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    Job,
+)
 from jobpipe.errors import (
     JobError,
     MalformedRequestError,

@@ -13,6 +13,8 @@ from jobpipe.errors import InvalidJobIdError, PoisonMessageError
 JOB_ID_LENGTH = 26
 # SQS delays a message by at most 15 minutes: a job due later waits on a one-time schedule.
 MAX_QUEUE_DELAY_SECONDS = 900
+# How far ahead a job may be delayed: a year.
+MAX_AHEAD_SECONDS = 365 * 86400
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 _CROCKFORD = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 # The ids `check_job_id` accepts, as a regular expression (the OpenAPI document's pattern).

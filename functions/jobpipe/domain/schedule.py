@@ -32,10 +32,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from jobpipe.domain.job import MAX_AHEAD_SECONDS as MAX_AHEAD_SECONDS
 from jobpipe.errors import ConfigurationError, InvalidRequestError
 
-# How far ahead a job may be delayed.
-MAX_AHEAD_SECONDS = 365 * 86400
 # EventBridge Scheduler names: letters, digits, `-`, `_` and `.`, at most 64 characters.
 SCHEDULE_NAME_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
 # One-time schedules of delayed jobs are named after their job; a recurring one may not be.
