@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,39 @@ class SQSJobQueue:
             )["MessageId"]
         except Exception as exc:
             raise _queue_error("SendMessage", exc) from exc
+
+    def send_many(self, bodies: list[str]) -> set[int]:
+        """SendMessageBatch: at most 10 entries and 1 MiB a request. An entry SQS did not take
+        is sent again (after a doubling pause) unless SQS blames the message itself; a request
+        that fails leaves each of its entries unsent, as far as the caller can tell."""
+        unsent: set[int] = set()
+        for chunk in _send_batches(bodies):
+            try:
+                unsent.update(self._send_batch({index: bodies[index] for index in chunk}))
+            except QueueError:
+                unsent.update(chunk)
+        return unsent
+
+    def _send_batch(self, entries: dict[int, str]) -> set[int]:
+        refused: set[int] = set()
+        pause = SEND_BACKOFF_SECONDS
+        for attempt in range(SEND_RETRIES + 1):
+            try:
+                response = self._client.send_message_batch(
+                    QueueUrl=self._queue_url,
+                    Entries=[{"Id": str(i), "MessageBody": body} for i, body in entries.items()],
+                )
+            except Exception as exc:
+                raise _queue_error("SendMessageBatch", exc) from exc
+            failed = response.get("Failed", [])
+            refused |= {int(f["Id"]) for f in failed if f.get("SenderFault")}
+            retried = {int(f["Id"]) for f in failed if not f.get("SenderFault")}
+            if not retried or attempt == SEND_RETRIES:
+                return refused | retried
+            time.sleep(pause)
+            pause *= 2
+            entries = {i: entries[i] for i in retried}
+        return refused | set(entries)
 
     def send_to_dlq(self, body: str, attributes: dict[str, str]) -> str:
         try:
@@ -126,6 +160,31 @@ class SQSJobQueue:
         from jobpipe.adapters import clients
 
         return clients.cloudwatch()
+
+
+# SQS's batch limits: 10 entries, and 1 MiB for all their bodies together.
+SEND_BATCH_ENTRIES = 10
+SEND_BATCH_BYTES = 1024 * 1024
+SEND_RETRIES = 5
+SEND_BACKOFF_SECONDS = 0.05
+
+
+def _send_batches(bodies: list[str]) -> list[list[int]]:
+    """The indexes of `bodies`, in order, cut into requests SendMessageBatch takes."""
+    batches: list[list[int]] = []
+    size = 0
+    for index, body in enumerate(bodies):
+        length = len(body.encode("utf-8"))
+        if (
+            not batches
+            or len(batches[-1]) == SEND_BATCH_ENTRIES
+            or size + length > SEND_BATCH_BYTES
+        ):
+            batches.append([])
+            size = 0
+        batches[-1].append(index)
+        size += length
+    return batches
 
 
 def _queue_error(operation: str, exc: Exception) -> QueueError:
