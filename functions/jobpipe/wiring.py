@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from jobpipe.domain.registry import Registry
     from jobpipe.ports import JobQueue, JobStore
     from jobpipe.reaper.service import Reaper
+    from jobpipe.status.listing import ListService
     from jobpipe.status.service import StatusService
     from jobpipe.submit.service import SubmitService
     from jobpipe.worker.service import Worker
@@ -65,6 +66,13 @@ def status_service() -> StatusService:
 
 
 @cache
+def list_service() -> ListService:
+    from jobpipe.status.listing import ListService
+
+    return ListService(job_store())
+
+
+@cache
 def cancel_service() -> CancelService:
     from jobpipe.cancel.service import CancelService
 
@@ -105,6 +113,7 @@ def reset() -> None:
         job_queue,
         submit_service,
         status_service,
+        list_service,
         cancel_service,
         worker,
         reaper,

@@ -81,9 +81,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "Submit",
         f"{HANDLERS}.submit",
-        "POST /jobs: writes the job and queues it",
+        "POST /jobs (and /jobs/batch): writes the jobs and queues them",
         Grants(
-            table=("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"),
+            table=(
+                "dynamodb:PutItem",
+                "dynamodb:GetItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:BatchWriteItem",
+            ),
             queue=("sqs:SendMessage",),
         ),
         api=True,
@@ -91,8 +96,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "Status",
         f"{HANDLERS}.status",
-        "GET /jobs/{id}: reads a job",
-        Grants(table=_JOB_READ),
+        "GET /jobs/{id}: reads a job; GET /jobs: lists the caller's jobs",
+        # A listing queries the caller's partitions of the owner index and reads the jobs it
+        # found with BatchGetItem.
+        Grants(
+            table=(*_JOB_READ, "dynamodb:BatchGetItem"),
+            indexes=(TOPOLOGY.table.owner_index,),
+            index_actions=("dynamodb:Query",),
+        ),
         api=True,
     ),
     FunctionSpec(
@@ -141,6 +152,8 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("POST", "/jobs", "Submit", "submit_job"),
     RouteSpec("GET", "/jobs/{id}", "Status", "get_job"),
     RouteSpec("POST", "/jobs/{id}/cancel", "Cancel", "cancel_job"),
+    RouteSpec("GET", "/jobs", "Status", "list_jobs"),
+    RouteSpec("POST", "/jobs/batch", "Submit", "submit_jobs"),
 )
 
 
