@@ -301,7 +301,7 @@ times</dd>
         report_html = ""
         if request.method == "POST":
             dry_run = form.get("action") != "replay"
-            report = queue.replay(where, dry_run=dry_run, limit=DLQ_LOOKED_AT)
+            report = queue.replay(where, dry_run=dry_run, look_at=DLQ_LOOKED_AT)
             rows = "".join(
                 f"<tr><td><code>{_e(o.job_id or '')}</code></td><td>{_e(o.job_type or '')}</td>"
                 f"<td>{_e(o.action.value)}</td><td>{_e(o.detail)}</td></tr>"
@@ -315,7 +315,7 @@ times</dd>
             )
             self._counts = None
         now = self._clock()
-        letters = queue.list_messages(where, limit=DLQ_LOOKED_AT)
+        letters = queue.list_messages(where, look_at=DLQ_LOOKED_AT)
         rows = "".join(
             f"""<tr data-job-id="{_e(letter.job_id or "")}">
 <td>{_job_link(self.prefix, letter.job_id)}</td><td>{_e(letter.job_type or "")}</td>
