@@ -210,6 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
         "auto: move-task when it can (default)",
     )
 
+    ui = command(
+        "ui",
+        "serve the operator's dashboard for a stack on this machine (every owner's jobs, "
+        "cancel, the DLQ and replay), with your AWS credentials",
+    )
+    ui.add_argument(
+        "--port", type=int, default=None, help="the port on 127.0.0.1 (default 8001; 0: any)"
+    )
+
     local = command("local", "run the whole pipeline on this machine")
     local.add_argument(
         "--port",
@@ -477,6 +486,29 @@ def cmd_list(args: argparse.Namespace, target: Target, output: Output) -> int:
         )
     if cursor is not None:
         output.note(f"more jobs: --limit {args.limit + 20} shows more")
+    return EXIT_OK
+
+
+def cmd_ui(args: argparse.Namespace, target: Target, output: Output) -> int:
+    from jobpipe.ops.dashboard.server import DEFAULT_UI_PORT, dashboard_for, serve, url_of
+
+    port = DEFAULT_UI_PORT if args.port is None else args.port
+    try:
+        server = serve(dashboard_for(target), port)
+    except OSError as error:
+        raise UsageError(f"cannot serve on port {port}: {error.strerror or error}") from None
+    url = url_of(server)
+    if output.as_json:
+        output.data({"url": url})
+    else:
+        output.text(url)
+    output.note(f"dashboard for {target.source} at {url} (Ctrl-C stops it)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        output.note("stopped")
+    finally:
+        server.server_close()
     return EXIT_OK
 
 
@@ -748,6 +780,8 @@ def main(
             return cmd_submit(args, target, output)
         if args.command == "list":
             return cmd_list(args, target, output)
+        if args.command == "ui":
+            return cmd_ui(args, target, output)
         if args.command == "status":
             return cmd_status(args, target, output)
         if args.command == "wait":
