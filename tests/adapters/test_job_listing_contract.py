@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -147,3 +148,39 @@ def _started(store: JobStore, job: Job) -> Job:
     return start(
         store, job.job_id, payload_hash=job.payload_hash, lease_expires_at=NOW + 60_000, now_ms=NOW
     )
+
+
+class UnprocessedOnce:
+    """BatchWriteItem that leaves the last put of every request unprocessed, `times` times."""
+
+    def __init__(self, times: int) -> None:
+        self.times = times
+        self.requests: list[int] = []
+
+    def batch_write_item(self, **request: Any) -> dict[str, Any]:
+        ((table, puts),) = request["RequestItems"].items()
+        self.requests.append(len(puts))
+        if self.times <= 0:
+            return {"UnprocessedItems": {}}
+        self.times -= 1
+        return {"UnprocessedItems": {table: puts[-1:]}}
+
+
+def test_puts_dynamodb_left_unprocessed_are_sent_again_and_reported_when_they_stay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import jobpipe.adapters.dynamodb as dynamodb
+
+    monkeypatch.setattr(dynamodb, "BATCH_BACKOFF_SECONDS", 0.0)
+    jobs = jobs_in_order(30)
+    # Given DynamoDB leaving one put of each request unprocessed, twice
+    flaky = UnprocessedOnce(times=2)
+    store = DynamoDBJobStore("t", client=flaky)  # type: ignore[arg-type]
+    # When 30 jobs are written / Then the unprocessed put is sent again until taken: all written
+    assert store.create_many(jobs) == set()
+    assert flaky.requests == [25, 1, 1, 5]
+    # And a put that stays unprocessed past the retries is reported as not known to be written
+    stuck = UnprocessedOnce(times=100)
+    store = DynamoDBJobStore("t", client=stuck)  # type: ignore[arg-type]
+    assert store.create_many(jobs[:3]) == {jobs[2].job_id}
+    assert len(stuck.requests) == dynamodb.BATCH_RETRIES + 1

@@ -129,7 +129,10 @@ def test_a_batch_over_the_limits_is_refused_whole(local_stack: LocalStack) -> No
     too_many = batch(local_stack, "ivan", [{"type": "echo"}] * 101)
     empty = batch(local_stack, "ivan", [])
     large_job = batch(local_stack, "ivan", [{"type": "echo", "params": {"x": "y" * 300_000}}])
+    # 21 jobs of 250 KB: each within the single-job limit, together over the batch's 5 MiB
+    over = batch(local_stack, "ivan", [{"type": "echo", "params": {"x": "y" * 250_000}}] * 21)
     assert too_many[0] == 422 and empty[0] == 422
+    assert over[0] == 413 and over[1]["error"]["type"] == "RequestTooLargeError"
     assert large_job[0] == 200 and large_job[1]["results"][0]["status"] == 413
     assert listed(local_stack, "ivan")[1]["jobs"] == []
 
