@@ -81,3 +81,18 @@ def test_an_unknown_job_or_page_is_404() -> None:
     browser = Client(dashboard(InMemoryJobStore()))
     assert browser.get("/ui/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV", headers=LOCAL).status_code == 404
     assert browser.get("/ui/nothing", headers=LOCAL).status_code == 404
+
+
+def test_an_aws_error_is_a_page_that_names_its_code_not_a_traceback() -> None:
+    from botocore.exceptions import ClientError
+
+    # Given credentials that may not read the DLQ
+    def denied() -> Any:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "ReceiveMessage")
+
+    browser = Client(Dashboard(InMemoryJobStore(), denied))
+    # When the DLQ page is read / Then it says what AWS answered, and nothing else
+    answer = browser.get("/ui/dlq", headers=LOCAL)
+    page = answer.get_data(True)
+    assert answer.status_code == 500
+    assert "AWS answered AccessDenied" in page and "Traceback" not in page

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 import secrets
 import threading
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
     from jobpipe.ops.dlq import DeadLetterQueue
 
+_log = logging.getLogger(__name__)
 PREFIX = "/ui"
 # Counts are of this many of the newest jobs ("1,000+" beyond): reading them costs a bounded
 # number of index entries and items however large the table, and no write per job.
@@ -134,6 +136,11 @@ class Dashboard:
             return self._route(request)
         except JobError as error:
             return self._layout("Unavailable", f"<p class='flash'>{_e(str(error))}</p>", status=503)
+        except Exception as error:  # noqa: BLE001  (AWS errors reading the queues: say which)
+            code = getattr(error, "response", {}).get("Error", {}).get("Code")
+            _log.exception("dashboard page failed")
+            message = f"AWS answered {code}: check your credentials" if code else "see the log"
+            return self._layout("Error", f"<p class='flash'>{_e(message)}</p>", status=500)
 
     def _route(self, request: Request) -> Page:
         if request.path == "/static/dashboard.css":
@@ -410,7 +417,14 @@ SECTIONS: tuple[Section, ...] = (
 
 # --- helpers ------------------------------------------------------------------------------------
 
-_REASONS = {200: "OK", 303: "See Other", 403: "Forbidden", 404: "Not Found", 503: "Unavailable"}
+_REASONS = {
+    200: "OK",
+    303: "See Other",
+    403: "Forbidden",
+    404: "Not Found",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 _FILTERS = ("status", "type", "owner", "before")
 
 
