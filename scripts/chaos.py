@@ -32,6 +32,11 @@ for a seed:
     fanin_cut     a workflow step's end is written but what follows it (counting it, releasing
                   the next step) is cut off: the reaper's follow-up sweep must finish it
 
+    batch_partial jobs submitted in batches (POST /jobs/batch) whose BatchWriteItem leaves puts
+                  unprocessed and whose SendMessageBatch fails entries (SQS's fault), as AWS
+                  answers: most absorbed by the adapters' retries, some past them (the job
+                  answers 503 and is sent again)
+
 Workflows run beside the jobs, their steps carrying the same faults: chains, groups, chords, one
 chain with a step that always fails, and one chord whose header has `--chord` steps (1,000 by
 default). Each must end as its steps did: a chain's steps ran in order, each receiving its
@@ -102,6 +107,7 @@ FAULT_KINDS = (
     "async",
     "time",
     "fanin_cut",
+    "batch_partial",
 )
 CHAOS_TYPE = "chaos"
 PERMANENT_TYPE = "chaos_permanent"
@@ -439,6 +445,87 @@ def install_throttling(dynamodb: Any, hook: FaultHook) -> None:
         dynamodb.meta.events.register(f"before-send.dynamodb.{operation}", hook)
 
 
+class BatchFaults:
+    """Partial batch failures, as AWS answers them. Before a BatchWriteItem or SendMessageBatch
+    of two or more entries is built, one entry is taken out (it is never sent); after the call
+    it is added back to the answer as SQS and DynamoDB report an entry they did not take
+    (`UnprocessedItems`, or a `Failed` entry that is not the sender's fault). An entry taken out
+    once is let through when sent again (the adapters' retries absorb it), except every
+    `past_every`-th fault, whose entry is taken out every time it is sent: its job answers 503
+    in its place and the client sends it again."""
+
+    def __init__(self, on_fire: Callable[[str, int], None], past_every: int, most_past: int):
+        self.on_fire = on_fire
+        self.past_every = past_every
+        self.most_past = most_past
+        self.enabled = True
+        self._lock = threading.Lock()
+        self._fired = 0
+        self._past = 0
+        self._let_through: set[str] = set()
+        self._always: set[str] = set()
+        self._taken = threading.local()
+
+    def install(self, dynamodb: Any, sqs: Any) -> None:
+        dynamodb.meta.events.register(
+            "before-parameter-build.dynamodb.BatchWriteItem", self._before_write
+        )
+        dynamodb.meta.events.register("after-call.dynamodb.BatchWriteItem", self._after_write)
+        sqs.meta.events.register("before-parameter-build.sqs.SendMessageBatch", self._before_send)
+        sqs.meta.events.register("after-call.sqs.SendMessageBatch", self._after_send)
+
+    def _choose(self, keys: list[str]) -> int | None:
+        """The index of the entry to take out of this request, if any."""
+        if not self.enabled or len(keys) < 2:
+            return None
+        with self._lock:
+            for index, key in enumerate(keys):
+                if key in self._always:
+                    return index
+            key = keys[-1]
+            if key in self._let_through:
+                return None
+            self._fired += 1
+            past = self._fired % self.past_every == 0 and self._past < self.most_past
+            if past:
+                self._past += 1
+                self._always.add(key)
+            else:
+                self._let_through.add(key)
+            self.on_fire("batch_partial", BOTOCORE_MAX_ATTEMPTS if past else 1)
+            return len(keys) - 1
+
+    def _before_write(self, params: dict[str, Any], **_: Any) -> None:
+        self._taken.value = None
+        for table, requests in params.get("RequestItems", {}).items():
+            keys = [json.dumps(r, sort_keys=True, default=str) for r in requests]
+            index = self._choose(keys)
+            if index is not None:
+                self._taken.value = (table, requests.pop(index))
+
+    def _after_write(self, parsed: dict[str, Any], **_: Any) -> None:
+        taken = getattr(self._taken, "value", None)
+        self._taken.value = None
+        if taken is not None:
+            table, request = taken
+            parsed.setdefault("UnprocessedItems", {}).setdefault(table, []).append(request)
+
+    def _before_send(self, params: dict[str, Any], **_: Any) -> None:
+        self._taken.value = None
+        entries = params.get("Entries", [])
+        index = self._choose([entry["MessageBody"] for entry in entries])
+        if index is not None:
+            self._taken.value = entries.pop(index)
+
+    def _after_send(self, parsed: dict[str, Any], **_: Any) -> None:
+        taken = getattr(self._taken, "value", None)
+        self._taken.value = None
+        if taken is not None:
+            parsed.setdefault("Failed", []).append(
+                {"Id": taken["Id"], "SenderFault": False, "Code": "InternalError"}
+            )
+
+
 def is_start_write(body: bytes) -> bool:
     """A worker's START (pending|retrying -> running): failing it past botocore's retries makes
     the record go back to the queue before the job ran. (An outcome write failing that way
@@ -571,6 +658,7 @@ class Plan:
     # (its schedule left to fire, as when deleting it failed).
     delay_seconds: float | None = None
     cancel_in_store: bool = False
+    batched: bool = False
 
 
 # The jobs that carry one fault kind each in every run, apart so that they rarely share a batch
@@ -593,6 +681,8 @@ FORCED = {
     46: "unknown_type",
     47: "cancel",
     48: "async",
+    3: "batched",
+    49: "batched",
 }
 BACKLOG_BURST = 10
 
@@ -645,6 +735,7 @@ def make_plans(jobs: int, rng: random.Random) -> list[Plan]:
             dup_done=forced == "dup_done" or rng.random() < 0.03,
             same_key=forced == "same_key" or rng.random() < 0.03,
             cancel=forced == "cancel" or rng.random() < 0.03,
+            batched=forced == "batched" or rng.random() < 0.05,
         )
         time_roll = rng.random() if not forced else 1.0
         if forced == "delay" or time_roll < 0.03:
@@ -1047,6 +1138,8 @@ def _run(
         fired,
     )
     clients.sqs().meta.events.register("before-send.sqs.SendMessage", send_failure)
+    batch_faults = BatchFaults(fired, past_every=3, most_past=max(1, jobs // 100))
+    batch_faults.install(clients.dynamodb(), clients.sqs())
 
     # The reaper, on the compressed clock, with its own clients; it finishes follow-ups and
     # workflow creations cut short.
@@ -1183,19 +1276,57 @@ def _run(
     stack.scheduler.clock = lambda: time.time() + ahead[0]
     stack.scheduler.extra_deliveries = 1
 
+    def submit_batches(batched: list[Plan]) -> None:
+        """Jobs sent 10 a batch, without keys; a job answered 503 in its place was not queued
+        (and was removed): it is sent again in the next batch."""
+        from jobpipe.client import BatchJob, SubmittedJob
+
+        left = list(batched)
+        for _ in range(20):
+            if not left:
+                return
+            again: list[Plan] = []
+            for start in range(0, len(left), 10):
+                chunk = left[start : start + 10]
+                answers = client.submit_many(BatchJob(p.type, p.params) for p in chunk)
+                for plan, answer in zip(chunk, answers, strict=True):
+                    if isinstance(answer, SubmittedJob):
+                        ids[plan.seq] = answer.job_id
+                    elif answer.status == 503:
+                        again.append(plan)
+                    else:
+                        raise RuntimeError(f"a batched job was refused: {answer}")
+            left = again
+
+    batched = [
+        plan
+        for plan in plans
+        if plan.batched and not (plan.same_key or plan.cancel) and plan.delay_seconds is None
+    ]
+    batched_seqs = {plan.seq for plan in batched}
+    batcher = threading.Thread(target=submit_batches, args=(batched,))
+    batcher.start()
     flow_plans = make_flow_plans(max(3, jobs // 25), chord, rng)
     flows: dict[int, str] = {}
     flow_members: dict[int, list[str]] = {}
 
     def submit_flow(plan: FlowPlan) -> None:
         key = f"chaos-flow-{seed}-{plan.seq}"
-        submitted = client.submit_workflow(plan.tree, idempotency_key=key, retries=6)
+        # A large workflow takes a while on moto: each retry finishes what the last began.
+        submitted = client.submit_workflow(plan.tree, idempotency_key=key, retries=30)
         flows[plan.seq] = submitted.workflow_id
         flow_members[plan.seq] = [str(s.job_id) for s in submitted.tree.steps()]
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(submit, plans))
+        list(pool.map(submit, [plan for plan in plans if plan.seq not in batched_seqs]))
         list(pool.map(submit_flow, flow_plans))
+    batcher.join()
+    for plan in batched:
+        if plan.dup_now and plan.seq in ids:
+            job = store.get(ids[plan.seq])
+            if job is not None:
+                sqs.send_message(QueueUrl=config.queue_url, MessageBody=job.message().to_body())
+                tally.add("duplicate")
     steps = sum(len(m) for m in flow_members.values())
     say(
         f"chaos: submitted {len(ids)} jobs and {len(flows)} workflows of {steps} steps in "
@@ -1271,6 +1402,7 @@ def _run(
     children.stop()
     throttle.enabled = False
     send_failure.enabled = False
+    batch_faults.enabled = False
     children = Children(workers, False, topology.worker.timeout_seconds, tally, log).start()
     dlq = DeadLetterQueue.on_sqs(sqs, store, dlq_url=config.dlq_url, queue_url=config.queue_url)
     letters = dlq.list_messages()
@@ -1358,6 +1490,10 @@ def _run(
             problems.append(f"{job_id}: started {job.run_at - job.started_at} ms before its time")
         if job_id in replayed and succeeded:
             recovered += 1
+    # A job whose submit answered an error must not run: its caller sends it again.
+    for job_id in sorted(set(runs) - set(by_id) - set(twins.values())):
+        duplicate_effects += 1
+        problems.append(f"{job_id}: ran, but its submit was answered with an error")
     for seq, twin_id in twins.items():
         if twin_id != ids[seq]:
             duplicate_effects += 1
@@ -1392,7 +1528,7 @@ def _run(
     say("chaos: faults injected (times fired):")
     for kind in FAULT_KINDS:
         extra = ""
-        if kind in ("throttle", "send_failure"):
+        if kind in ("throttle", "send_failure", "batch_partial"):
             extra = f" ({counts.get(f'{kind}_past_retries', 0)} past botocore's retries)"
         say(f"  {kind:<13} {counts.get(kind, 0)}{extra}")
     fired_once = [d for d in stack.scheduler.deliveries if d.schedule.startswith("job-")]

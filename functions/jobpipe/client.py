@@ -4,6 +4,8 @@
     client = JobsClient(api_url, signer=SigV4Signer.from_session())   # the deployed stack (IAM)
     job = client.wait(client.submit("echo", {"hello": "world"}).job_id, timeout=60)
     flow = client.submit_workflow(chain(step("echo", {"n": 1}), step("echo")))
+    answers = client.submit_many([BatchJob("echo", {"n": n}) for n in range(250)])
+    for page in client.list(status="failed"): ...
 
 Requests to AWS are signed with SigV4 by botocore from the caller's credentials. HTTP is the
 standard library's `urllib`; nothing else is needed beyond what the functions already use.
@@ -16,7 +18,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -27,6 +29,8 @@ from jobpipe.errors import JobError
 DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_WAIT_SECONDS = 300.0
 USER_AGENT = "jobpipe-client/0.1"
+# POST /jobs/batch takes at most this many jobs.
+MAX_BATCH_JOBS = 100
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -380,6 +384,30 @@ class WorkflowInfo:
 _Polled = TypeVar("_Polled", JobInfo, WorkflowInfo)
 
 
+@dataclass(frozen=True)
+class JobPage:
+    """A page of `GET /jobs`: jobs newest first (without `result`: `get` a job for it), and the
+    cursor of the next page (None on the last)."""
+
+    jobs: list[JobInfo]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """A job of `submit_many`."""
+
+    job_type: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+
+    def to_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.job_type, "params": dict(self.params)}
+        if self.idempotency_key is not None:
+            body["idempotency_key"] = self.idempotency_key
+        return body
+
+
 # --- signing -----------------------------------------------------------------------------------
 
 
@@ -518,6 +546,69 @@ class JobsClient:
                 pause = getattr(error, "retry_after", None)
                 self._sleep(pause if pause is not None else 0.5 * 2**attempt)
                 attempt += 1
+
+    def submit_many(self, jobs: Iterable[BatchJob]) -> list[SubmittedJob | ApiError]:
+        """POST /jobs/batch, 100 jobs a request: one answer per job, in order — the job, or the
+        ApiError it would have raised alone (nothing was written for it; a 503 one was not
+        queued: submit it again, with its key the same job). Raises ApiError or
+        ConnectionFailedError when a whole request fails (with keys, send it all again)."""
+        answers: list[SubmittedJob | ApiError] = []
+        pending = list(jobs)
+        path = route("submit_jobs").url()
+        for start in range(0, len(pending), MAX_BATCH_JOBS):
+            chunk = pending[start : start + MAX_BATCH_JOBS]
+            body = {"jobs": [job.to_body() for job in chunk]}
+            answer = self._request("POST", path, body)
+            for result in answer.body.get("results", []):
+                if result.get("status") == 202 and isinstance(result.get("job"), Mapping):
+                    job = result["job"]
+                    location = route("get_job").url(id=_quoted(str(job["job_id"])))
+                    answers.append(SubmittedJob.from_body(job, location))
+                else:
+                    status = int(result.get("status", 500))
+                    answers.append(_api_error(status, result, None))
+        return answers
+
+    def list_page(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        job_type: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """GET /jobs: one page of the caller's jobs, newest first. Raises ApiError."""
+        statuses = [status] if isinstance(status, str) else list(status or [])
+        query = {
+            "status": ",".join(statuses) or None,
+            "type": job_type,
+            "limit": None if limit is None else str(limit),
+            "cursor": cursor,
+        }
+        encoded = urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        path = route("list_jobs").url() + (f"?{encoded}" if encoded else "")
+        answer = self._request("GET", path)
+        return JobPage(
+            jobs=[JobInfo.from_body(job) for job in answer.body.get("jobs", [])],
+            next_cursor=answer.body.get("next_cursor"),
+        )
+
+    def list(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        job_type: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[JobPage]:
+        """The caller's jobs, newest first, a page at a time (each page asked for when the
+        previous one has been taken). A page may be short, even empty, with more to come."""
+        cursor: str | None = None
+        while True:
+            page = self.list_page(status=status, job_type=job_type, limit=limit, cursor=cursor)
+            yield page
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def get(self, job_id: str) -> JobInfo:
         """GET /jobs/{id}. Raises ApiError (404 for an unknown job)."""

@@ -182,3 +182,7 @@ class SchedulerError(JobError):
 
 class DeadlineError(JobError):
     """A request has too little time left to start another AWS call."""
+
+
+class InvalidCursorError(MalformedRequestError):
+    """A listing cursor that this API did not give this caller for this listing (400)."""

@@ -60,6 +60,36 @@ class FollowUp:
         )
 
 
+@dataclass(frozen=True)
+class JobQuery:
+    """Which jobs a listing asks for: newest first, through the listing indexes (never a Scan).
+
+    `job_type` filters the index entries (the type is projected there); `statuses` filter the
+    jobs once read, so a page may come back short. At most `examine` index entries are looked
+    at per page, whatever the filters match."""
+
+    # One owner's jobs; None: every owner's (the operator's view).
+    owner: str | None
+    statuses: frozenset[JobStatus] = frozenset()
+    job_type: str | None = None
+    # Only jobs whose ids sort below this one (where the previous page ended).
+    before: str | None = None
+    limit: int = 50
+    examine: int = 1000
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """A page of listed jobs, newest first. Listed jobs carry neither params nor result (a
+    listing does not read them): `get` a job for those."""
+
+    jobs: list[Job]
+    # Where the next page starts (its `before`); None when no job is left to look at.
+    next_before: str | None
+    # Index entries looked at for this page.
+    examined: int
+
+
 class JobStore(ABC):
     """Jobs, workflows, and the Idempotency-Keys that point at them."""
 
@@ -68,11 +98,21 @@ class JobStore(ABC):
         """Write a new job; refuses to overwrite an existing id."""
 
     @abstractmethod
+    def create_many(self, jobs: list[Job]) -> set[str]:
+        """Write new jobs whose ids nobody else can know yet (fresh ULIDs, no Idempotency-Key),
+        in as few requests as the store allows, without the `create` condition. Returns the ids
+        of the jobs it could not be sure it wrote (any of them may or may not exist)."""
+
+    @abstractmethod
+    def list_jobs(self, query: JobQuery) -> JobPage:
+        """A page of jobs, newest first (see `JobQuery`)."""
+
+    @abstractmethod
     def get(self, job_id: str) -> Job | None:
         """The job, or None (also when its retention has expired)."""
 
     @abstractmethod
-    def create_many(self, jobs: Sequence[Job]) -> None:
+    def create_missing(self, jobs: Sequence[Job]) -> None:
         """Write each of `jobs` that does not exist yet, conditionally, leaving any that exists
         as it stands (a retried request writes the same jobs again). Not atomic as a whole: a
         failure part-way leaves some written, and writing them all again finishes the work."""
@@ -148,9 +188,9 @@ class JobQueue(Protocol):
         """Send a message to the jobs queue (hidden for up to 900 s); returns its message id."""
         ...
 
-    def send_many(self, bodies: list[str]) -> None:
-        """Send messages to the jobs queue, in batches; raises QueueError if some could not be
-        sent (sending them all again is harmless)."""
+    def send_many(self, bodies: list[str]) -> set[int]:
+        """Send messages to the jobs queue in as few requests as SQS allows, retrying every entry
+        it did not take; returns the indexes (into `bodies`) of those it could not send."""
         ...
 
     def send_to_dlq(self, body: str, attributes: dict[str, str]) -> str:

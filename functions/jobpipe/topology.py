@@ -31,11 +31,22 @@ class TableShape:
 
     partition_key: str = "pk"
     ttl_attribute: str = "expires_at"
-    # Owner-scoped listing without a scan: jobs of one caller, sorted by job id (time-sortable).
-    # Keys only: written once per job, when it is created (the listing reads the items).
+    # Listing without a scan (`GET /jobs`): one caller's jobs, newest first by job id (a ULID,
+    # time-sortable). Its partition key is `<owner>#<shard>`, the shard taken from the job id, so
+    # one owner submitting a thousand jobs a second spreads over `list_index_shards` partitions
+    # (a GSI partition takes about 1,000 writes a second); a listing merges the shards newest
+    # first. Its keys and its one projected attribute (`type`) never change after the job is
+    # written, so a job costs this index one write, whatever happens to it later: its status is
+    # read from the job's item, not from the index.
     owner_index: str = "by_owner"
-    owner_index_partition_key: str = "owner"
+    owner_index_partition_key: str = "owner_key"
     owner_index_sort_key: str = "pk"
+    # Every owner's jobs, newest first, for the operator's dashboard: the same shape keyed by the
+    # shard alone (`jobs#<shard>`), one more write per job and never another.
+    time_index: str = "by_time"
+    time_index_partition_key: str = "time_key"
+    list_index_shards: int = 8
+    list_index_attributes: tuple[str, ...] = ("type",)
     # The reaper's two sparse indexes (never a Scan). Only a `running` job carries
     # `lease_expires_at`, and only a job waiting to start `pending_since` (written at submit and
     # replay, and by RETRY as the time the retry is due, which is also the job's
@@ -69,7 +80,16 @@ class TableShape:
                 self.owner_index_partition_key,
                 self.owner_index_sort_key,
                 "S",
-                "KEYS_ONLY",
+                "INCLUDE",
+                self.list_index_attributes,
+            ),
+            IndexShape(
+                self.time_index,
+                self.time_index_partition_key,
+                self.owner_index_sort_key,
+                "S",
+                "INCLUDE",
+                self.list_index_attributes,
             ),
             IndexShape(
                 self.lease_index,
@@ -213,6 +233,18 @@ class ReaperShape:
 @dataclass(frozen=True)
 class ApiShape:
     max_body_bytes: int = 256 * 1024
+    # POST /jobs/batch: at most this many jobs, each within `max_body_bytes` as it would be sent
+    # alone, and a body of at most this much. Lambda takes at most 6 MB of synchronous request
+    # event, which carries the body as an escaped JSON string beside the request's headers and
+    # context: 5 MiB leaves room for those.
+    max_batch_jobs: int = 100
+    max_batch_body_bytes: int = 5 * 1024 * 1024
+    # GET /jobs: a page holds at most `max_list_limit` jobs (`default_list_limit` unless the
+    # caller asks), and one request looks at most `list_examine_limit` index entries for them: a
+    # filter that matches few jobs answers a short page with a cursor rather than read on.
+    default_list_limit: int = 50
+    max_list_limit: int = 100
+    list_examine_limit: int = 1000
     function_timeout_seconds: int = 10
     function_memory_mb: int = 512
     throttle_rate_limit: int = 100

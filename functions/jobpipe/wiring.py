@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from jobpipe.ports import JobQueue, JobStore
     from jobpipe.reaper.service import Reaper
     from jobpipe.recurring.service import RecurringJobs
+    from jobpipe.status.listing import ListService
     from jobpipe.status.service import StatusService
     from jobpipe.submit.service import SubmitService
     from jobpipe.worker.service import Worker
@@ -82,6 +83,13 @@ def status_service() -> StatusService:
     from jobpipe.status.service import StatusService
 
     return StatusService(job_store())
+
+
+@cache
+def list_service() -> ListService:
+    from jobpipe.status.listing import ListService
+
+    return ListService(job_store())
 
 
 @cache
@@ -170,6 +178,7 @@ def reset() -> None:
         submit_service,
         recurring_jobs,
         status_service,
+        list_service,
         cancel_service,
         workflow_service,
         workflow_submit_service,

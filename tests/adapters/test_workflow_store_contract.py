@@ -60,7 +60,7 @@ def test_many_jobs_are_written_once_and_an_existing_one_is_never_overwritten(
     started(store, first)
     # When it is written again among 249 new ones (more than one transaction holds)
     others = [new_job() for _ in range(249)]
-    store.create_many([first, *others])
+    store.create_missing([first, *others])
     # Then every new one reads back whole, and the started one is still started
     found = store.get_many([job.job_id for job in [first, *others]])
     assert len(found) == 250
@@ -70,7 +70,7 @@ def test_many_jobs_are_written_once_and_an_existing_one_is_never_overwritten(
 
 def test_reading_many_omits_the_missing_and_reads_each_once(store: JobStore) -> None:
     jobs = [new_job() for _ in range(3)]
-    store.create_many(jobs)
+    store.create_missing(jobs)
     ids = [jobs[0].job_id, new_job_id(), jobs[0].job_id, jobs[2].job_id]
     assert set(store.get_many(ids)) == {jobs[0].job_id, jobs[2].job_id}
     assert store.get_many([]) == {}

@@ -93,6 +93,7 @@ def test_the_fault_plans_of_a_small_run_cover_every_job_side_fault() -> None:
     assert any(plan.type == chaos.NEW_TYPE for plan in plans)
     assert any(plan.cancel for plan in plans)
     assert any(plan.type == chaos.ASYNC_TYPE for plan in plans)
+    assert sum(plan.batched for plan in plans) >= 2
 
 
 def test_a_fault_hook_fails_one_logical_request_for_its_whole_streak() -> None:
@@ -136,3 +137,35 @@ def test_the_workflow_plans_hold_every_shape_a_failing_chain_and_a_large_chord()
     assert [plan.fails for plan in plans].count(True) == 1
     assert len(plans[-1].tree["chord"]["header"]) == 20
     assert '"cut_fanin": true' in chaos.json.dumps([plan.tree for plan in plans])
+
+
+def test_a_partial_batch_fault_takes_one_entry_out_and_reports_it_as_aws_does() -> None:
+    # Given the batch faults, every second one past the adapters' retries
+    fired: list[int] = []
+    faults = chaos.BatchFaults(lambda _kind, streak: fired.append(streak), 2, 5)
+    # When a SendMessageBatch of three entries is built and answered
+    params: dict[str, Any] = {"Entries": [{"Id": str(i), "MessageBody": f"m{i}"} for i in range(3)]}
+    faults._before_send(params)
+    parsed: dict[str, Any] = {"Successful": [{"Id": "0"}, {"Id": "1"}]}
+    faults._after_send(parsed)
+    # Then the last entry was never sent and is reported failed, not by the sender's fault
+    assert [e["Id"] for e in params["Entries"]] == ["0", "1"]
+    assert parsed["Failed"] == [{"Id": "2", "SenderFault": False, "Code": "InternalError"}]
+    # And sent again it goes through (absorbed by the retry)
+    again: dict[str, Any] = {
+        "Entries": [{"Id": "0", "MessageBody": "m1"}, {"Id": "1", "MessageBody": "m2"}]
+    }
+    faults._before_send(again)
+    assert len(again["Entries"]) == 2
+    assert fired == [1]
+    # And a BatchWriteItem's put taken out is reported unprocessed, for its table
+    write: dict[str, Any] = {
+        "RequestItems": {"t": [{"PutRequest": {"Item": {"pk": {"S": k}}}} for k in "ab"]}
+    }
+    faults._before_write(write)
+    answer: dict[str, Any] = {}
+    faults._after_write(answer)
+    assert len(write["RequestItems"]["t"]) == 1
+    assert answer["UnprocessedItems"]["t"] == [{"PutRequest": {"Item": {"pk": {"S": "b"}}}}]
+    # (the second fault is past the retries: its entry is taken out every time)
+    assert fired == [1, chaos.BOTOCORE_MAX_ATTEMPTS]

@@ -228,3 +228,52 @@ def test_cancel_prints_the_job_and_a_finished_job_exits_2(run: Any, client: Jobs
     client.wait(done, timeout=20)
     code, _, err = run("cancel", done)
     assert code == EXIT_USAGE and "409" in err
+
+
+def test_submit_a_params_file_submits_one_job_per_line_and_names_refused_lines(
+    run: Any, tmp_path: Path, client: JobsClient
+) -> None:
+    # Given a JSON Lines file of three echo jobs' params and one sleep too long
+    path = tmp_path / "jobs.jsonl"
+    path.write_text('{"n": 1}\n{"n": 2}\n\n{"n": 3}\n')
+    # When it is submitted / Then each job's id is printed, in order, and all exist
+    code, out, err = run("submit", "echo", "--params-file", str(path))
+    assert code == EXIT_OK and "submitted 3 of 3 echo jobs" in err
+    ids = out.split()
+    assert [client.get(job_id).type for job_id in ids] == ["echo"] * 3
+    # And a file with a refused line exits 2, naming the line, with the others submitted
+    path.write_text('{"seconds": 0}\n{"seconds": 99}\n')
+    code, out, err = run("submit", "sleep", "--params-file", str(path), "--json")
+    results = json.loads(out)["results"]
+    assert code == EXIT_USAGE and [r["status"] for r in results] == [202, 422]
+    assert "line 2:" in err and "seconds" in err
+
+
+def test_a_params_file_sent_again_with_a_key_makes_no_second_job(run: Any, tmp_path: Path) -> None:
+    path = tmp_path / "jobs.jsonl"
+    path.write_text('{"n": 1}\n{"n": 2}\n')
+    first = run("submit", "echo", "--params-file", str(path), "--idempotency-key", "nightly")
+    again = run("submit", "echo", "--params-file", str(path), "--idempotency-key", "nightly")
+    assert first[0] == again[0] == EXIT_OK and first[1] == again[1]
+
+
+def test_list_shows_the_newest_jobs_first_filtered(run: Any, client: JobsClient) -> None:
+    # Given two sleep jobs, one cancelled
+    kept = client.submit("sleep", {"seconds": 0}).job_id
+    cancelled = client.submit("sleep", {"seconds": 20}).job_id
+    client.cancel(cancelled)
+    client.wait(cancelled, timeout=15)
+    client.wait(kept, timeout=15)
+    # When the cancelled sleep jobs are listed / Then that job is shown, and not the other
+    code, out, _ = run("list", "--type", "sleep", "--status", "cancelled", "--json")
+    assert code == EXIT_OK
+    listed = [job["job_id"] for job in json.loads(out)["jobs"]]
+    assert cancelled in listed and kept not in listed
+    # And as text, a table with the newest first, at most --limit rows
+    code, out, _ = run("list", "--type", "sleep", "--limit", "1")
+    lines = out.splitlines()
+    assert code == EXIT_OK and lines[0].startswith("JOB") and len(lines) == 2
+    assert lines[1].split()[0] == cancelled
+    # And an unknown status is a usage error naming the known ones
+    code, _, err = run("list", "--status", "done")
+    assert code == EXIT_USAGE and "succeeded" in err

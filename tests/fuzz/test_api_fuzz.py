@@ -524,3 +524,62 @@ def test_a_body_nested_thousands_deep_is_refused_cleanly(api: Api) -> None:
     # Then the API answers 4xx with a JSON error
     assert 400 <= status < 500
     assert json.loads(answer)
+
+
+@st.composite
+def batch_bodies(draw: st.DrawFn) -> bytes:
+    """`POST /jobs/batch` bodies: lists of odd, typed, arbitrary and keyed jobs, or not a batch
+    at all."""
+    kind = draw(st.sampled_from(["jobs", "json", "bytes", "many"]))
+    if kind == "json":
+        return json.dumps(draw(JSON)).encode()
+    if kind == "bytes":
+        return draw(st.binary(max_size=200)) + b"\xff\xfe\x80"
+    if kind == "many":
+        return json.dumps({"jobs": [{"type": "echo"}] * draw(st.integers(101, 150))}).encode()
+    keyed = st.fixed_dictionaries(
+        {"type": KNOWN_TYPES, "params": JSON, "idempotency_key": HEADER_TEXT}
+    )
+    items = draw(st.lists(odd_jobs() | keyed | JSON, max_size=5))
+    if draw(st.booleans()):
+        return json.dumps({"jobs": items}).encode()
+    return json.dumps({"jobs": items}, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+@given(body=batch_bodies(), content_type=st.sampled_from(CONTENT_TYPES))
+@FUZZ
+def test_no_batch_answers_5xx_and_a_refused_job_writes_nothing(
+    api: Api, body: bytes, content_type: str | None
+) -> None:
+    # Given any batch body under any Content-Type / When it is POSTed to /jobs/batch
+    headers = {} if content_type is None else {"content-type": content_type}
+    jobs_before, messages_before = api.footprint()
+    status, answer = api.check("POST", "/jobs/batch", body, headers)
+    # Then the request is answered or refused with a 4xx, never a server error
+    assert status in {200, 400, 413, 415, 422}
+    if status != 200:
+        return
+    # And each job is answered in its place; only accepted ones reach the queue, and the table
+    # grows by at most a job and its key per accepted job
+    results = json.loads(answer)["results"]
+    assert len(results) == len(json.loads(body)["jobs"])
+    assert all(r["status"] in {202, 409, 413, 422} for r in results)
+    accepted = sum(1 for r in results if r["status"] == 202)
+    jobs_after, messages_after = api.footprint()
+    assert messages_after - messages_before <= accepted
+    assert jobs_after - jobs_before <= 2 * accepted
+
+
+@given(
+    query=st.dictionaries(
+        st.sampled_from(["status", "type", "limit", "cursor", "other"]),
+        st.text(max_size=60) | st.integers(-5, 500).map(str),
+        max_size=4,
+    )
+)
+@FUZZ
+def test_no_query_makes_the_listing_fail(api: Api, query: dict[str, str]) -> None:
+    # Given any query string / When the jobs are listed
+    status, _ = api.check("GET", "/jobs?" + urllib.parse.urlencode(query), None, {})
+    # Then the answer is a page or a 4xx, never a server error
+    assert status in {200, 400, 422}

@@ -105,23 +105,29 @@ def test_each_role_may_call_exactly_what_its_function_declares(
 
 
 def test_what_the_functions_declare_is_what_their_code_calls() -> None:
-    # The status function only reads; cancel reads and updates; only the reaper queries, and
-    # only its three indexes; only submit creates or deletes a job item, and the reaper creates
-    # a workflow's members when its creation was cut short
+    # The status function only reads (one job, a listing's or a workflow's jobs by key);
+    # cancel reads and updates; the status function queries only the owner index, the reaper
+    # only its three indexes; only submit creates (alone or in batches) or deletes a job item,
+    # and the reaper creates a workflow's members when its creation was cut short
     reads = {"dynamodb:GetItem", "dynamodb:BatchGetItem"}
     assert set(function("Status").grants.table) == reads
     assert set(function("Cancel").grants.table) == reads | {"dynamodb:UpdateItem"}
     queriers = [spec.name for spec in FUNCTIONS if spec.grants.index_actions]
-    assert queriers == ["Reaper"]
+    assert queriers == ["Status", "Reaper"]
+    assert function("Status").grants.index_actions == ("dynamodb:Query",)
+    assert function("Status").grants.indexes == (TOPOLOGY.table.owner_index,)
     assert function("Reaper").grants.index_actions == ("dynamodb:Query",)
     assert set(function("Reaper").grants.indexes) == {
         TOPOLOGY.table.lease_index,
         TOPOLOGY.table.pending_index,
         TOPOLOGY.table.outbox_index,
     }
-    # Only submit, and the function a recurring schedule's firing invokes, create job items
-    writers = [spec.name for spec in FUNCTIONS if "dynamodb:PutItem" in spec.grants.table]
+    # Only submit, the reaper (a workflow's members), and the function a recurring schedule's
+    # firing invokes create job items; only submit in batches
+    creates = ("dynamodb:PutItem", "dynamodb:BatchWriteItem")
+    writers = [spec.name for spec in FUNCTIONS if set(creates) & set(spec.grants.table)]
     assert writers == ["Submit", "Reaper", "Recurring"]
+    assert [s.name for s in FUNCTIONS if "dynamodb:BatchWriteItem" in s.grants.table] == ["Submit"]
     assert [s.name for s in FUNCTIONS if "dynamodb:DeleteItem" in s.grants.table] == ["Submit"]
     # The worker sends a fresh copy of a record it hands back late, to the jobs queue itself
     assert "sqs:SendMessage" in function("Worker").grants.queue

@@ -60,6 +60,8 @@ def test_the_banner_shows_the_api_a_curl_and_the_openapi_document() -> None:
     assert "curl -s -X POST http://127.0.0.1:8000/jobs" in text
     assert "http://127.0.0.1:8000/openapi.json" in text
     assert "\n  jobpipe submit flaky" in text
+    # And where the operator's dashboard is
+    assert "Dashboard: http://127.0.0.1:8000/ui" in text
 
 
 def test_on_another_port_the_banner_tells_the_cli_the_variable_the_stack_reads() -> None:

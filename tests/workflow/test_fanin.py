@@ -268,12 +268,12 @@ class FailingCreates(InMemoryJobStore):
         super().__init__()
         self.fail = True
 
-    def create_many(self, jobs: Any) -> None:
+    def create_missing(self, jobs: Any) -> None:
         if self.fail:
             # Half the members are written, then the store is unavailable.
-            super().create_many(list(jobs)[: len(jobs) // 2])
+            super().create_missing(list(jobs)[: len(jobs) // 2])
             raise StoreError("DynamoDB TransactWriteItems failed: throttled")
-        super().create_many(jobs)
+        super().create_missing(jobs)
 
 
 def test_a_creation_cut_short_is_finished_by_a_retry_with_the_same_key() -> None:

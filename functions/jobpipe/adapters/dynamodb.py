@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
+from jobpipe.adapters.listing import page_from_entries
 from jobpipe.domain.expressions import (
     Add,
     AddToSet,
@@ -42,11 +43,17 @@ from jobpipe.domain.job import Job
 from jobpipe.domain.record import (
     KEY,
     LEASE,
+    LISTED_FIELDS,
     OUTBOX_DUE,
     OUTBOX_KEY,
+    OWNER_KEY,
     PENDING_SINCE,
+    TIME_KEY,
     TTL,
+    from_listed_record,
     from_record,
+    owner_key,
+    time_key,
     to_record,
     workflow_from_record,
     workflow_key,
@@ -54,7 +61,7 @@ from jobpipe.domain.record import (
 )
 from jobpipe.domain.states import SUCCEED, JobStatus, Transition
 from jobpipe.errors import IllegalTransitionError, StoreError
-from jobpipe.ports import FollowUp, JobStore, KeyClaim, StuckJob
+from jobpipe.ports import FollowUp, JobPage, JobQuery, JobStore, KeyClaim, StuckJob
 from jobpipe.topology import TOPOLOGY, ItemBudget
 
 if TYPE_CHECKING:
@@ -71,6 +78,15 @@ BATCH_GET_KEYS = 100
 PARALLEL_PUTS = 16
 # BatchGetItem may leave keys unprocessed (throttling): asked again this many times.
 UNPROCESSED_TRIES = 8
+# DynamoDB's batch sizes: BatchWriteItem takes 25 puts, BatchGetItem 100 keys.
+WRITE_BATCH = 25
+READ_BATCH = 100
+# A batch request's unprocessed part is sent again this many times, after a doubling pause.
+BATCH_RETRIES = 5
+BATCH_BACKOFF_SECONDS = 0.05
+# A listing's first query of each shard asks for a little more than its share of the page;
+# later ones (a filter skipped many entries) for this many.
+LIST_QUERY_PAGE = 100
 
 Item = dict[str, Any]
 
@@ -282,7 +298,7 @@ class DynamoDBJobStore(JobStore):
         # TTL deletion is lazy: an expired job may still be read; it is gone to callers.
         return None if job.expires_at < time.time() else job
 
-    def create_many(self, jobs: Sequence[Job]) -> None:
+    def create_missing(self, jobs: Sequence[Job]) -> None:
         """Each job written only if it does not exist, PARALLEL_PUTS at a time. Conditional
         PutItems, not transactions: nothing here needs all-or-nothing (a retry writes what is
         missing), and a transaction bills two write units an item."""
@@ -329,6 +345,133 @@ class DynamoDBJobStore(JobStore):
                 time.sleep(min(0.05 * 2**attempt, 1.0))
             if request:
                 raise StoreError("DynamoDB BatchGetItem left keys unprocessed")
+
+    def create_many(self, jobs: list[Job]) -> set[str]:
+        """BatchWriteItem, 25 puts a request, with its unprocessed items sent again. These puts
+        carry no condition (BatchWriteItem takes none): only jobs with fresh ids come here."""
+        unsure: set[str] = set()
+        for start in range(0, len(jobs), WRITE_BATCH):
+            chunk = jobs[start : start + WRITE_BATCH]
+            requests: list[Any] = [
+                {"PutRequest": {"Item": to_item(to_record(job))}} for job in chunk
+            ]
+            try:
+                left = self._batch_write(requests)
+            except StoreError:
+                unsure.update(job.job_id for job in chunk)
+                continue
+            unsure.update(request["PutRequest"]["Item"][KEY]["S"] for request in left)
+        return unsure
+
+    def _batch_write(self, requests: list[Any]) -> list[Any]:
+        """The requests still unprocessed after the retries."""
+        pause = BATCH_BACKOFF_SECONDS
+        for attempt in range(BATCH_RETRIES + 1):
+            try:
+                response = self._client.batch_write_item(RequestItems={self._table: requests})
+            except Exception as exc:
+                raise _store_error("BatchWriteItem", exc) from exc
+            requests = list(response.get("UnprocessedItems", {}).get(self._table, []))
+            if not requests or attempt == BATCH_RETRIES:
+                break
+            time.sleep(pause)
+            pause *= 2
+        return requests
+
+    def list_jobs(self, query: JobQuery) -> JobPage:
+        """The owner index (or, for every owner, the time index): each of its shards queried
+        newest first and merged by job id, the type filtered on the index entries, the jobs read
+        with BatchGetItem (all but params and result) and their status filtered."""
+        table = TOPOLOGY.table
+        shards = range(table.list_index_shards)
+        if query.owner is None:
+            index, key_name, keys = table.time_index, TIME_KEY, [time_key(s) for s in shards]
+        else:
+            owner = query.owner
+            index, key_name, keys = (
+                table.owner_index,
+                OWNER_KEY,
+                [owner_key(owner, s) for s in shards],
+            )
+        first_page = max(10, -(-query.limit // len(keys)) + 5)
+        streams = [self._list_shard(index, key_name, key, query.before, first_page) for key in keys]
+        merged = heapq.merge(*streams, key=lambda entry: entry[0], reverse=True)
+        return page_from_entries(merged, query, self._read_listed)
+
+    def _list_shard(
+        self, index: str, key_name: str, key: str, before: str | None, first_page: int
+    ) -> Iterator[tuple[str, str]]:
+        """(job id, type) of one shard's entries, newest first, queried page by page as read."""
+        condition = "#key = :key"
+        names = {"#key": key_name}
+        values: dict[str, Any] = {":key": {"S": key}}
+        if before is not None:
+            condition += " AND #id < :before"
+            names["#id"] = KEY
+            values[":before"] = {"S": before}
+        start: Item | None = None
+        limit = first_page
+        while True:
+            kwargs: dict[str, Any] = {"ExclusiveStartKey": start} if start is not None else {}
+            try:
+                response = self._client.query(
+                    TableName=self._table,
+                    IndexName=index,
+                    KeyConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    ScanIndexForward=False,
+                    Limit=limit,
+                    **kwargs,
+                )
+            except Exception as exc:
+                raise _store_error("Query", exc) from exc
+            for item in response.get("Items", []):
+                yield item[KEY]["S"], item.get("type", {}).get("S", "")
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return
+            limit = LIST_QUERY_PAGE
+
+    def _read_listed(self, job_ids: list[str]) -> list[Job]:
+        """The jobs (all but params and result), in the order asked; missing and expired ones
+        left out. Eventually consistent reads: a listing may show a status a moment old."""
+        names = {f"#f{i}": name for i, name in enumerate(LISTED_FIELDS)}
+        found: dict[str, Job] = {}
+        now_s = time.time()
+        for start in range(0, len(job_ids), READ_BATCH):
+            keys: list[Any] = [
+                {KEY: {"S": job_id}} for job_id in job_ids[start : start + READ_BATCH]
+            ]
+            pause = BATCH_BACKOFF_SECONDS
+            for attempt in range(BATCH_RETRIES + 1):
+                try:
+                    response = self._client.batch_get_item(
+                        RequestItems={
+                            self._table: {
+                                "Keys": keys,
+                                "ProjectionExpression": ", ".join(names),
+                                "ExpressionAttributeNames": names,
+                            }
+                        }
+                    )
+                except Exception as exc:
+                    raise _store_error("BatchGetItem", exc) from exc
+                for item in response.get("Responses", {}).get(self._table, []):
+                    if "status" not in item:
+                        continue
+                    job = from_listed_record(to_record_of_item(item))
+                    if job.expires_at >= now_s:
+                        found[job.job_id] = job
+                unprocessed: Any = response.get("UnprocessedKeys", {})
+                keys = list(unprocessed.get(self._table, {}).get("Keys", []))
+                if not keys:
+                    break
+                if attempt == BATCH_RETRIES:
+                    raise StoreError("DynamoDB BatchGetItem left keys unprocessed")
+                time.sleep(pause)
+                pause *= 2
+        return [found[job_id] for job_id in job_ids if job_id in found]
 
     def delete_pending(self, job_id: str) -> bool:
         try:

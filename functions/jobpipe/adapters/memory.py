@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from jobpipe.adapters.listing import page_from_entries
 from jobpipe.domain.expressions import Record, apply_changes, holds
 from jobpipe.domain.job import Job
 from jobpipe.domain.record import (
@@ -22,6 +23,7 @@ from jobpipe.domain.record import (
     OUTBOX_DUE,
     OUTBOX_KEY,
     PENDING_SINCE,
+    from_listed_record,
     from_record,
     to_record,
     workflow_from_record,
@@ -30,7 +32,7 @@ from jobpipe.domain.record import (
 )
 from jobpipe.domain.states import JobStatus, Transition
 from jobpipe.errors import IllegalTransitionError, QueueError, SchedulerError
-from jobpipe.ports import FollowUp, JobStore, KeyClaim, OneTimeSchedule, StuckJob
+from jobpipe.ports import FollowUp, JobPage, JobQuery, JobStore, KeyClaim, OneTimeSchedule, StuckJob
 from jobpipe.topology import TOPOLOGY
 
 if TYPE_CHECKING:
@@ -69,6 +71,32 @@ class InMemoryJobStore(JobStore):
                 raise IllegalTransitionError(job.job_id, "create", "existing")
             self.records[job.job_id] = to_record(job)
 
+    def create_many(self, jobs: list[Job]) -> set[str]:
+        with self._lock:
+            self.writes += len(jobs)
+            for job in jobs:
+                self.records[job.job_id] = to_record(job)
+        return set()
+
+    def list_jobs(self, query: JobQuery) -> JobPage:
+        # The DynamoDB store's listing indexes, by a scan of the records.
+        entries = sorted(
+            (
+                (record[KEY], record["type"])
+                for record in list(self.records.values())
+                if "status" in record
+                and (query.owner is None or record["owner"] == query.owner)
+                and (query.before is None or record[KEY] < query.before)
+            ),
+            reverse=True,
+        )
+        return page_from_entries(iter(entries), query, self._read_listed)
+
+    def _read_listed(self, job_ids: list[str]) -> list[Job]:
+        now_s = time.time()
+        jobs = [from_listed_record(self.records[i]) for i in job_ids if i in self.records]
+        return [job for job in jobs if job.expires_at >= now_s]
+
     def get(self, job_id: str) -> Job | None:
         record = self.records.get(job_id)
         if record is None:
@@ -76,7 +104,7 @@ class InMemoryJobStore(JobStore):
         job = from_record(record)
         return None if job.expires_at < time.time() else job
 
-    def create_many(self, jobs: Sequence[Job]) -> None:
+    def create_missing(self, jobs: Sequence[Job]) -> None:
         for job in jobs:
             with contextlib.suppress(IllegalTransitionError):
                 self.create(job)
@@ -237,9 +265,12 @@ class InMemoryJobQueue:
         self.messages.append(message)
         return message.message_id
 
-    def send_many(self, bodies: list[str]) -> None:
+    def send_many(self, bodies: list[str]) -> set[int]:
+        if self.fail_sends:
+            return set(range(len(bodies)))
         for body in bodies:
             self.send(body)
+        return set()
 
     def send_to_dlq(self, body: str, attributes: dict[str, str]) -> str:
         message = SentMessage(f"d-{next(self._ids)}", body, dict(attributes))

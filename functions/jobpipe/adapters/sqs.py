@@ -19,9 +19,6 @@ if TYPE_CHECKING:
 # minutes (a later minute may not be published yet).
 AGE_WINDOW_SECONDS = 300
 AGE_METRIC = "ApproximateAgeOfOldestMessage"
-# SendMessageBatch takes at most 10 entries; a failed entry is sent again this many times.
-BATCH_ENTRIES = 10
-BATCH_TRIES = 4
 # SendMessageBatch calls in flight at once when many messages are sent (a workflow's first steps).
 PARALLEL_BATCHES = 8
 
@@ -56,39 +53,44 @@ class SQSJobQueue:
         except Exception as exc:
             raise _queue_error("SendMessage", exc) from exc
 
-    def send_many(self, bodies: list[str]) -> None:
-        """Send every body, ten to a SendMessageBatch. SQS answers each entry on its own (a batch
-        that succeeds may hold failed entries): those are sent again; any still failing raises
-        QueueError, and sending all of them again is harmless (the worker runs a job once per
-        attempt, however many messages it has). Up to PARALLEL_BATCHES batches are in flight."""
-        batches = [
-            bodies[start : start + BATCH_ENTRIES] for start in range(0, len(bodies), BATCH_ENTRIES)
-        ]
-        if len(batches) <= 1:
-            for batch in batches:
-                self._send_batch(batch)
-            return
-        with ThreadPoolExecutor(max_workers=min(PARALLEL_BATCHES, len(batches))) as pool:
-            # Every batch is sent; the first failure is raised once all have ended.
-            for done in [pool.submit(self._send_batch, batch) for batch in batches]:
-                done.result()
+    def send_many(self, bodies: list[str]) -> set[int]:
+        """SendMessageBatch: at most 10 entries and 1 MiB a request. An entry SQS did not take
+        is sent again (after a doubling pause) unless SQS blames the message itself; a request
+        that fails leaves each of its entries unsent, as far as the caller can tell."""
+        chunks = list(_send_batches(bodies))
 
-    def _send_batch(self, batch: list[str]) -> None:
-        entries = {str(index): body for index, body in enumerate(batch)}
-        for attempt in range(BATCH_TRIES):
+        def send(chunk: list[int]) -> set[int]:
+            try:
+                return self._send_batch({index: bodies[index] for index in chunk})
+            except QueueError:
+                return set(chunk)
+
+        if len(chunks) <= 1:
+            return set().union(*map(send, chunks))
+        # Many batches (a workflow's first steps): up to PARALLEL_BATCHES in flight.
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_BATCHES, len(chunks))) as pool:
+            return set().union(*pool.map(send, chunks))
+
+    def _send_batch(self, entries: dict[int, str]) -> set[int]:
+        refused: set[int] = set()
+        pause = SEND_BACKOFF_SECONDS
+        for attempt in range(SEND_RETRIES + 1):
             try:
                 response = self._client.send_message_batch(
                     QueueUrl=self._queue_url,
-                    Entries=[{"Id": key, "MessageBody": body} for key, body in entries.items()],
+                    Entries=[{"Id": str(i), "MessageBody": body} for i, body in entries.items()],
                 )
             except Exception as exc:
                 raise _queue_error("SendMessageBatch", exc) from exc
-            failed = {entry["Id"] for entry in response.get("Failed", [])}
-            entries = {key: body for key, body in entries.items() if key in failed}
-            if not entries:
-                return
-            time.sleep(min(0.05 * 2**attempt, 1.0))
-        raise QueueError(f"SQS SendMessageBatch failed for {len(entries)} entries")
+            failed = response.get("Failed", [])
+            refused |= {int(f["Id"]) for f in failed if f.get("SenderFault")}
+            retried = {int(f["Id"]) for f in failed if not f.get("SenderFault")}
+            if not retried or attempt == SEND_RETRIES:
+                return refused | retried
+            time.sleep(pause)
+            pause *= 2
+            entries = {i: entries[i] for i in retried}
+        return refused | set(entries)
 
     def send_to_dlq(self, body: str, attributes: dict[str, str]) -> str:
         try:
@@ -167,6 +169,31 @@ class SQSJobQueue:
         from jobpipe.adapters import clients
 
         return clients.cloudwatch()
+
+
+# SQS's batch limits: 10 entries, and 1 MiB for all their bodies together.
+SEND_BATCH_ENTRIES = 10
+SEND_BATCH_BYTES = 1024 * 1024
+SEND_RETRIES = 5
+SEND_BACKOFF_SECONDS = 0.05
+
+
+def _send_batches(bodies: list[str]) -> list[list[int]]:
+    """The indexes of `bodies`, in order, cut into requests SendMessageBatch takes."""
+    batches: list[list[int]] = []
+    size = 0
+    for index, body in enumerate(bodies):
+        length = len(body.encode("utf-8"))
+        if (
+            not batches
+            or len(batches[-1]) == SEND_BATCH_ENTRIES
+            or size + length > SEND_BATCH_BYTES
+        ):
+            batches.append([])
+            size = 0
+        batches[-1].append(index)
+        size += length
+    return batches
 
 
 def _queue_error(operation: str, exc: Exception) -> QueueError:

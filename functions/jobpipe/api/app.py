@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -18,16 +18,20 @@ from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
 )
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, HTTPBearer, SecurityScheme
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import (
     OpenAPIResponse,
     OpenAPIResponseHeader,
 )
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobpipe.api.bodies import (
+    BatchItemBody,
+    BatchSubmittedBody,
     ErrorBody,
+    ErrorDetail,
     JobBody,
+    JobListBody,
     SubmittedBody,
     WorkflowBody,
     iso,
@@ -47,14 +51,17 @@ from jobpipe.domain.job import (
     MAX_AHEAD_SECONDS,
     MAX_IDEMPOTENCY_KEY_CHARS,
     Job,
+    canonical_json,
 )
 from jobpipe.errors import (
+    InvalidRequestError,
     JobError,
     MalformedRequestError,
     RequestTooLargeError,
     UnsupportedMediaTypeError,
 )
 from jobpipe.observability import logger
+from jobpipe.topology import TOPOLOGY
 
 if TYPE_CHECKING:
     from jobpipe.workflow.service import WorkflowState
@@ -92,6 +99,32 @@ class SubmitJobBody(BaseModel):
         description="Run the job at this time: RFC 3339 with an offset, e.g. "
         "`2026-05-01T09:00:00+02:00`; a time already past runs now, more than a year ahead is "
         "refused. Not with `delay_seconds`.",
+    )
+
+
+class SubmitBatchItem(SubmitJobBody):
+    """A job of a batch: the single submit's body, and its own optional Idempotency-Key."""
+
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_IDEMPOTENCY_KEY_CHARS,
+        description="As the Idempotency-Key header of a single submit: same key and job, the "
+        "same job.",
+    )
+
+
+class SubmitBatchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[Any] = Field(
+        min_length=1,
+        max_length=TOPOLOGY.api.max_batch_jobs,
+        description="Each a `POST /jobs` body with an optional `idempotency_key`; each "
+        "validated on its own (an invalid one is answered in its place, not refused with the "
+        "request).",
+        # Built only with the OpenAPI document, never at a cold start.
+        json_schema_extra=lambda schema: schema.update(items=SubmitBatchItem.model_json_schema()),
     )
 
 
@@ -206,34 +239,122 @@ def _submit_job(router: Router, spec: RouteSpec) -> None:
             ),
         ] = None,
     ) -> Response[dict[str, Any]]:
-        from jobpipe.submit.service import SubmitRequest
         from jobpipe.wiring import submit_service
 
         event = router.current_event
         submitted = submit_service().submit(
-            SubmitRequest(
-                owner=owner_of(event.raw_event),
-                type=body.type,
-                params=body.params,
-                idempotency_key=idempotency_key,
-                delay_seconds=body.delay_seconds,
-                run_at=body.run_at,
-            )
+            _submit_request(body, owner_of(event.raw_event), idempotency_key)
         )
         job = submitted.job
         location = route("get_job").url(id=job.job_id)
         return json_response(
             202,
-            SubmittedBody(
-                job_id=job.job_id,
-                type=job.type,
-                status=job.status.value,
-                created_at=iso(job.created_at) or "",
-                poll_url=_absolute(event.raw_event, location),
-                run_at=iso(job.run_at),
-            ).model_dump(exclude_none=True),
+            _submitted_body(event.raw_event, job).model_dump(exclude_none=True),
             {"Location": location},
         )
+
+
+def _submitted_body(event: dict[str, Any], job: Job) -> SubmittedBody:
+    return SubmittedBody(
+        job_id=job.job_id,
+        type=job.type,
+        status=job.status.value,
+        created_at=iso(job.created_at) or "",
+        poll_url=_absolute(event, route("get_job").url(id=job.job_id)),
+        run_at=iso(job.run_at),
+    )
+
+
+def _submit_jobs(router: Router, spec: RouteSpec) -> None:
+    @router.route(
+        spec.resolver_path,
+        method=spec.method,
+        operation_id=spec.operation,
+        summary="Submit many jobs",
+        description=f"Up to {TOPOLOGY.api.max_batch_jobs} jobs in one request, each answered in "
+        "its place, in order: 202 with the job, or the error it would get alone (a refused job "
+        "writes nothing). A job answered 503 was not queued: send it again (with its "
+        "`idempotency_key`, the same job).",
+        responses={
+            200: _response("One answer per job, in order.", BatchSubmittedBody),
+            400: _error("The body is not valid JSON."),
+            403: _error(NO_CALLER),
+            413: _error(
+                f"The body is over {TOPOLOGY.api.max_batch_body_bytes} bytes "
+                "(a job over the single submit's limit is answered 413 in its place)."
+            ),
+            415: _error("The body is not sent as `application/json`."),
+            422: _error(f"No `jobs`, or more than {TOPOLOGY.api.max_batch_jobs}."),
+            503: UNAVAILABLE,
+        },
+        tags=["jobs"],
+    )
+    def submit_jobs(body: Annotated[SubmitBatchBody, Body()]) -> Response[dict[str, Any]]:
+        from jobpipe.wiring import submit_service
+
+        event = router.current_event.raw_event
+        owner = owner_of(event)
+        items = [_batch_item(raw) for raw in body.jobs]
+        answers = iter(
+            submit_service().submit_many(
+                [
+                    _submit_request(item, owner, item.idempotency_key)
+                    for item in items
+                    if isinstance(item, SubmitBatchItem)
+                ]
+            )
+        )
+        # In order: each valid job's answer from the service, each invalid one's refusal.
+        results = [
+            _batch_answer(event, next(answers) if isinstance(item, SubmitBatchItem) else item)
+            for item in items
+        ]
+        return json_response(200, BatchSubmittedBody(results=results).model_dump(mode="json"))
+
+
+def _batch_item(raw: Any) -> SubmitBatchItem | JobError:
+    """A batch's job validated as the single submit validates its body."""
+    from jobpipe.settings import get_settings
+
+    if not isinstance(raw, dict):
+        return InvalidRequestError(
+            "request does not match the schema", [{"loc": "", "msg": "a job is a JSON object"}]
+        )
+    size = len(canonical_json(raw).encode("utf-8", "surrogatepass"))
+    limit = get_settings().max_body_bytes
+    if size > limit:
+        return RequestTooLargeError(size, limit)
+    try:
+        return SubmitBatchItem.model_validate(raw)
+    except ValidationError as error:
+        fields = [
+            {"loc": ".".join(str(p) for p in err["loc"]), "msg": str(err["msg"])}
+            for err in error.errors()
+        ]
+        return InvalidRequestError("request does not match the schema", fields)
+
+
+def _batch_answer(event: dict[str, Any], outcome: Any) -> BatchItemBody:
+    if isinstance(outcome, JobError):
+        response = error_response(outcome)
+        detail = ErrorDetail.model_validate(cast(dict[str, Any], response.body)["error"])
+        return BatchItemBody(status=response.status_code, error=detail)
+    return BatchItemBody(status=202, job=_submitted_body(event, outcome.job))
+
+
+def _submit_request(body: SubmitJobBody, owner: str, idempotency_key: str | None) -> Any:
+    """The submit service's request for a job's body: one place for the single submit and each
+    job of a batch."""
+    from jobpipe.submit.service import SubmitRequest
+
+    return SubmitRequest(
+        owner=owner,
+        type=body.type,
+        params=body.params,
+        idempotency_key=idempotency_key,
+        delay_seconds=body.delay_seconds,
+        run_at=body.run_at,
+    )
 
 
 JOB_ID = Annotated[
@@ -420,6 +541,58 @@ def _cancel_workflow(router: Router, spec: RouteSpec) -> None:
         return _workflow_response(200, state)
 
 
+def _list_jobs(router: Router, spec: RouteSpec) -> None:
+    @router.route(
+        spec.resolver_path,
+        method=spec.method,
+        operation_id=spec.operation,
+        summary="List the caller's jobs",
+        description="Newest first, a page at a time. `status` (one or more, comma-separated) and "
+        "`type` combine. A page may hold fewer than `limit` jobs, even none, and still have a "
+        "`next_cursor`: pass it back (with the same filters) for the next page.",
+        responses={
+            200: _response("A page of jobs.", JobListBody),
+            400: _error("A cursor not given to this caller for these filters."),
+            403: _error(NO_CALLER),
+            422: _error("An unknown status, or a limit out of range."),
+            503: UNAVAILABLE,
+        },
+        tags=["jobs"],
+    )
+    def list_jobs(
+        status: Annotated[
+            str | None,
+            Query(description="Only jobs in these states: `failed` or `failed,cancelled`."),
+        ] = None,
+        type: Annotated[str | None, Query(max_length=64, description="Only this type.")] = None,
+        limit: Annotated[
+            int,
+            Query(ge=1, le=TOPOLOGY.api.max_list_limit, description="Jobs a page, at most."),
+        ] = TOPOLOGY.api.default_list_limit,
+        cursor: Annotated[
+            str | None, Query(max_length=512, description="From the previous page.")
+        ] = None,
+    ) -> Response[dict[str, Any]]:
+        from jobpipe.status.listing import ListRequest
+        from jobpipe.wiring import list_service
+
+        listing = list_service().list(
+            ListRequest(
+                owner=owner_of(router.current_event.raw_event),
+                status=status,
+                type=type or None,
+                limit=limit,
+                cursor=cursor or None,
+            )
+        )
+        body: dict[str, Any] = {
+            "jobs": [job_body(job, with_result=False) for job in listing.page.jobs]
+        }
+        if listing.next_cursor is not None:
+            body["next_cursor"] = listing.next_cursor
+        return json_response(200, body)
+
+
 OPERATIONS: dict[str, Callable[[Router, RouteSpec], None]] = {
     "submit_job": _submit_job,
     "get_job": _get_job,
@@ -427,6 +600,8 @@ OPERATIONS: dict[str, Callable[[Router, RouteSpec], None]] = {
     "submit_workflow": _submit_workflow,
     "get_workflow": _get_workflow,
     "cancel_workflow": _cancel_workflow,
+    "list_jobs": _list_jobs,
+    "submit_jobs": _submit_jobs,
 }
 
 
@@ -516,6 +691,8 @@ def check_body_size(event: dict[str, Any]) -> None:
     from jobpipe.settings import get_settings
 
     limit = get_settings().max_body_bytes
+    if event.get("routeKey") == route("submit_jobs").route_key:
+        limit = max(limit, TOPOLOGY.api.max_batch_body_bytes)
     body = event.get("body") or ""
     size = len(body.encode("utf-8", "surrogatepass")) if isinstance(body, str) else len(body)
     if event.get("isBase64Encoded"):

@@ -38,6 +38,20 @@ class SubmittedBody(BaseModel):
     )
 
 
+class BatchItemBody(BaseModel):
+    """One job of a batch: the status it would have had alone, and its job or its error."""
+
+    status: int = Field(description="202, or the error status this job would get alone.")
+    job: SubmittedBody | None = Field(default=None, description="When accepted (202).")
+    error: ErrorDetail | None = Field(default=None, description="When refused: as alone.")
+
+
+class BatchSubmittedBody(BaseModel):
+    """`POST /jobs/batch`: one answer per job, in the order sent."""
+
+    results: list[BatchItemBody]
+
+
 class FailureBody(BaseModel):
     type: str
     message: str
@@ -93,6 +107,16 @@ class JobBody(BaseModel):
     )
 
 
+class JobListBody(BaseModel):
+    """`GET /jobs`: a page of the caller's jobs, newest first. Listed jobs carry no `result`
+    (`GET /jobs/{id}` has it). `next_cursor` is absent on the last page; a page may hold fewer
+    jobs than `limit` (even none) and still have one: a filter matched few of the jobs looked
+    at."""
+
+    jobs: list[JobBody]
+    next_cursor: str | None = None
+
+
 def iso(ms: int | None) -> str | None:
     if ms is None:
         return None
@@ -103,8 +127,9 @@ def iso(ms: int | None) -> str | None:
     )
 
 
-def job_body(job: Job) -> dict[str, Any]:
-    """The job's body, as JSON values; `result` and `error` only where they apply."""
+def job_body(job: Job, *, with_result: bool = True) -> dict[str, Any]:
+    """The job's body, as JSON values; `result` and `error` only where they apply (`result`
+    not at all in a listing, which does not read it)."""
     progress = job.progress
     body = JobBody(
         job_id=job.job_id,
@@ -135,7 +160,7 @@ def job_body(job: Job) -> dict[str, Any]:
     )
     if job.run_at is not None:
         body.run_at = iso(job.run_at)
-    if job.status is JobStatus.SUCCEEDED:
+    if with_result and job.status is JobStatus.SUCCEEDED:
         body.result = job.result
     if job.status is JobStatus.FAILED and job.error is not None:
         body.error = FailureBody(type=job.error.type, message=job.error.message)

@@ -87,10 +87,11 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "Submit",
         f"{HANDLERS}.submit",
-        "POST /jobs and /workflows: writes the job (or a workflow's members) and queues it (or "
-        "schedules it)",
+        "POST /jobs, /jobs/batch and /workflows: writes the jobs (or a workflow's steps) and "
+        "queues them (or schedules them)",
         # A workflow's members are written by conditional puts (PutItem), its record's creation
-        # mark cleared (UpdateItem), its first steps sent in batches (SendMessage).
+        # mark cleared (UpdateItem), its first steps sent in batches (SendMessage); a batch's
+        # jobs without a key are written with BatchWriteItem.
         Grants(
             table=(
                 "dynamodb:PutItem",
@@ -98,6 +99,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                 "dynamodb:DeleteItem",
                 "dynamodb:UpdateItem",
                 "dynamodb:BatchGetItem",
+                "dynamodb:BatchWriteItem",
             ),
             queue=("sqs:SendMessage",),
             # A job due beyond 15 minutes waits on a one-time schedule.
@@ -109,8 +111,15 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "Status",
         f"{HANDLERS}.status",
-        "GET /jobs/{id} and /workflows/{id}: reads a job or a workflow",
-        Grants(table=_MEMBERS_READ),
+        "GET /jobs/{id} and /workflows/{id}: reads a job or a workflow; GET /jobs: lists the "
+        "caller's jobs",
+        # A listing queries the caller's partitions of the owner index and reads the jobs it
+        # found with BatchGetItem; a workflow's members are read the same way.
+        Grants(
+            table=_MEMBERS_READ,
+            indexes=(TOPOLOGY.table.owner_index,),
+            index_actions=("dynamodb:Query",),
+        ),
         api=True,
     ),
     FunctionSpec(
@@ -186,6 +195,8 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("POST", "/jobs", "Submit", "submit_job"),
     RouteSpec("GET", "/jobs/{id}", "Status", "get_job"),
     RouteSpec("POST", "/jobs/{id}/cancel", "Cancel", "cancel_job"),
+    RouteSpec("GET", "/jobs", "Status", "list_jobs"),
+    RouteSpec("POST", "/jobs/batch", "Submit", "submit_jobs"),
     RouteSpec("POST", "/workflows", "Submit", "submit_workflow"),
     RouteSpec("GET", "/workflows/{id}", "Status", "get_workflow"),
     RouteSpec("POST", "/workflows/{id}/cancel", "Cancel", "cancel_workflow"),

@@ -150,7 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("type", help="the job type")
     submit.add_argument("pairs", nargs="*", metavar="KEY=VALUE", help="params (VALUE may be JSON)")
     submit.add_argument("--params", help="params as a JSON object")
-    submit.add_argument("--idempotency-key", help="same key and body: the same job")
+    submit.add_argument(
+        "--params-file",
+        metavar="FILE",
+        help="submit one job per line of FILE (JSON Lines: each line a params object; - for "
+        "stdin), 100 a request",
+    )
+    submit.add_argument(
+        "--idempotency-key",
+        help="same key and body: the same job (with --params-file, line N's key is KEY:N, so "
+        "the same file sent again makes no second job)",
+    )
     later = submit.add_mutually_exclusive_group()
     later.add_argument(
         "--delay",
@@ -166,6 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--wait", action="store_true", help="poll until the job ends")
     submit.add_argument("--timeout", type=_positive_float, default=DEFAULT_WAIT_TIMEOUT)
+
+    listing = command("list", "list your jobs, newest first")
+    listing.add_argument(
+        "--status", action="append", help="only jobs in this state (repeat for several)"
+    )
+    listing.add_argument("--type", dest="job_type", help="only jobs of this type")
+    listing.add_argument(
+        "--limit", type=_positive_int, default=20, metavar="N", help="at most N jobs (default 20)"
+    )
 
     status = command("status", "show a job")
     status.add_argument("job_id")
@@ -232,6 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="move-task: SQS StartMessageMoveTask (AWS, no filter); receive: one by one; "
         "auto: move-task when it can (default)",
+    )
+
+    ui = command(
+        "ui",
+        "serve the operator's dashboard for a stack on this machine (every owner's jobs, "
+        "cancel, the DLQ and replay), with your AWS credentials",
+    )
+    ui.add_argument(
+        "--port", type=int, default=None, help="the port on 127.0.0.1 (default 8001; 0: any)"
     )
 
     local = command("local", "run the whole pipeline on this machine")
@@ -433,6 +461,108 @@ def cmd_submit(args: argparse.Namespace, target: Target, output: Output) -> int:
     output.note(f"submitted {submitted.type} job {submitted.job_id}")
     job = client.wait(submitted.job_id, timeout=args.timeout, on_update=Progress(output))
     return _finish(output, job)
+
+
+def _params_file(path: str) -> list[dict[str, Any]]:
+    """The params of each job in a JSON Lines file (blank lines skipped)."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot read --params-file: {error.strerror or error}") from None
+    jobs: list[dict[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            parsed = json.loads(line)
+        except ValueError as error:
+            raise UsageError(f"--params-file line {number} is not JSON: {error}") from None
+        if not isinstance(parsed, dict):
+            raise UsageError(f"--params-file line {number} is not a JSON object")
+        jobs.append(parsed)
+    if not jobs:
+        raise UsageError("--params-file holds no jobs")
+    return jobs
+
+
+def cmd_submit_many(args: argparse.Namespace, target: Target, output: Output) -> int:
+    from jobpipe.client import BatchJob, SubmittedJob
+
+    if args.wait or args.params or args.pairs:
+        raise UsageError("--params-file takes no --wait, --params or KEY=VALUE")
+    lines = _params_file(args.params_file)
+    key = args.idempotency_key
+    answers = target.client().submit_many(
+        BatchJob(args.type, params, f"{key}:{n}" if key else None)
+        for n, params in enumerate(lines, start=1)
+    )
+    results: list[dict[str, Any]] = []
+    for number, answer in enumerate(answers, start=1):
+        if isinstance(answer, SubmittedJob):
+            results.append({"line": number, "status": 202, "job": answer.to_dict()})
+            if not output.as_json:
+                output.text(answer.job_id)
+        else:
+            error = {"type": answer.error_type, "message": _api_error_exit(answer)[1]}
+            results.append({"line": number, "status": answer.status, "error": error})
+            output.note(f"line {number}: {error['message']}")
+    refused = [r for r in results if "error" in r]
+    if output.as_json:
+        output.data({"results": results})
+    else:
+        output.note(f"submitted {len(results) - len(refused)} of {len(results)} {args.type} jobs")
+    if any(r["status"] >= 500 for r in refused):
+        return EXIT_TARGET
+    return EXIT_USAGE if refused else EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace, target: Target, output: Output) -> int:
+    client = target.client()
+    jobs: list[JobInfo] = []
+    cursor: str | None = None
+    for page in client.list(status=args.status, job_type=args.job_type, limit=min(args.limit, 100)):
+        jobs.extend(page.jobs[: args.limit - len(jobs)])
+        cursor = page.next_cursor
+        if len(jobs) >= args.limit:
+            break
+    if output.as_json:
+        output.data({"jobs": [job.to_dict() for job in jobs], "next_cursor": cursor})
+        return EXIT_OK
+    if not jobs:
+        output.note("no jobs")
+        return EXIT_OK
+    output.text(f"{'JOB':<26}  {'TYPE':<16}  {'STATUS':<10}  {'ATTEMPTS':>8}  CREATED")
+    for job in jobs:
+        output.text(
+            f"{job.job_id:<26}  {job.type[:16]:<16}  {job.status:<10}  "
+            f"{f'{job.attempts}/{job.max_attempts}':>8}  {job.created_at}"
+        )
+    if cursor is not None:
+        output.note(f"more jobs: --limit {args.limit + 20} shows more")
+    return EXIT_OK
+
+
+def cmd_ui(args: argparse.Namespace, target: Target, output: Output) -> int:
+    from jobpipe.ops.dashboard.server import DEFAULT_UI_PORT, dashboard_for, serve, url_of
+
+    port = DEFAULT_UI_PORT if args.port is None else args.port
+    try:
+        server = serve(dashboard_for(target), port)
+    except OSError as error:
+        raise UsageError(f"cannot serve on port {port}: {error.strerror or error}") from None
+    url = url_of(server)
+    if output.as_json:
+        output.data({"url": url})
+    else:
+        output.text(url)
+    output.note(f"dashboard for {target.source} at {url} (Ctrl-C stops it)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        output.note("stopped")
+    finally:
+        server.server_close()
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace, target: Target, output: Output) -> int:
@@ -870,8 +1000,14 @@ def main(
         if args.url and args.stack:
             raise UsageError("pass either --url or --stack, not both")
         target = resolve(args.url, args.stack, args.region, args.profile)
+        if args.command == "submit" and args.params_file is not None:
+            return cmd_submit_many(args, target, output)
         if args.command == "submit":
             return cmd_submit(args, target, output)
+        if args.command == "list":
+            return cmd_list(args, target, output)
+        if args.command == "ui":
+            return cmd_ui(args, target, output)
         if args.command == "status":
             return cmd_status(args, target, output)
         if args.command == "wait":

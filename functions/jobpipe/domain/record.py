@@ -40,6 +40,23 @@ REAP_KEY = TOPOLOGY.table.stuck_index_partition_key
 TTL = TOPOLOGY.table.ttl_attribute
 OUTBOX_KEY = TOPOLOGY.table.outbox_index_partition_key
 OUTBOX_DUE = TOPOLOGY.table.outbox_index_sort_key
+OWNER_KEY = TOPOLOGY.table.owner_index_partition_key
+TIME_KEY = TOPOLOGY.table.time_index_partition_key
+
+
+def list_shard(job_id: str, shards: int = TOPOLOGY.table.list_index_shards) -> int:
+    """The shard of the listing indexes a job is written to, taken from its id."""
+    return zlib.crc32(job_id.encode()) % shards
+
+
+def owner_key(owner: str, shard: int) -> str:
+    """A partition of the owner index: one of the owner's `list_index_shards`."""
+    return f"{owner}#{shard}"
+
+
+def time_key(shard: int) -> str:
+    """A partition of the every-owner (time) index."""
+    return f"jobs#{shard}"
 
 
 def reap_key(job_type: str, job_id: str, shards: int = TOPOLOGY.table.stuck_index_shards) -> str:
@@ -71,6 +88,9 @@ def to_record(job: Job) -> Record:
         "dead_lettered": job.dead_lettered,
         "replays": job.replays,
         REAP_KEY: reap_key(job.type, job.job_id),
+        # The listing indexes: written with the job, never changed.
+        OWNER_KEY: owner_key(job.owner, list_shard(job.job_id)),
+        TIME_KEY: time_key(list_shard(job.job_id)),
     }
     if job.status is JobStatus.PENDING:
         # In the reaper's pending index until a START takes it out.
@@ -239,6 +259,38 @@ def workflow_from_record(record: Record) -> Workflow:
         spec=json.loads(spec) if spec is not None else None,
         outbox_due=_int(record.get(OUTBOX_DUE)),
     )
+
+
+# What a listing reads of a job's item: all but its params and result, which may be large.
+LISTED_FIELDS = (
+    KEY,
+    "type",
+    "owner",
+    "status",
+    "created_at",
+    "updated_at",
+    TTL,
+    "max_attempts",
+    "attempts",
+    "payload_hash",
+    "started_at",
+    PENDING_SINCE,
+    LEASE,
+    "errors",
+    "error",
+    "dead_lettered",
+    "dlq_sent",
+    "replays",
+    "prior_attempts",
+    "cancel_requested",
+    "progress",
+)
+
+
+def from_listed_record(record: Record) -> Job:
+    """A job from the fields a listing reads (`LISTED_FIELDS`): no params, no result."""
+    listed = {name: value for name, value in record.items() if name in LISTED_FIELDS}
+    return from_record({**listed, "params": "{}"})
 
 
 def error_entries(errors: tuple[AttemptError, ...]) -> list[dict[str, Any]]:

@@ -73,6 +73,7 @@ def banner(config: LocalConfig, out: TextIO) -> None:
 
 API:      {api}
 {where}OpenAPI:  {api}/openapi.json   (Swagger UI: {api}/docs)
+Dashboard: {api}/ui   (every job, cancel, the DLQ and replay)
 AWS:      moto at {config.aws_endpoint_url} (queue {config.queue_url.rsplit("/", 1)[-1]}, \
 DLQ {config.dlq_url.rsplit("/", 1)[-1]}, table {config.table_name})
 

@@ -43,6 +43,7 @@ MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 LOCAL_CONFIG_PATH = "/_local/config"
 OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
+UI_PATH = "/ui"
 _log = logging.getLogger(__name__)
 _TEXT_TYPES = re.compile(r"^(text/|application/([\w.+-]+\+)?(json|xml|x-www-form-urlencoded))")
 # Swagger UI's assets, served from the copy Powertools ships (a locked dependency), so that
@@ -238,13 +239,19 @@ class Gateway:
         *,
         local_config: Callable[[], dict[str, Any]] | None = None,
         on_request: Callable[[str, str, int, float], None] | None = None,
+        ui: Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]] | None = None,
     ) -> None:
         self.routes = list(routes) if routes is not None else default_routes()
+        # The operator's dashboard at /ui (the local stack's only: never a route of the API).
+        self.ui = ui
         self._locks = {route.function_name: threading.Lock() for route in self.routes}
         self._local_config = local_config
         self._on_request = on_request
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterator[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if self.ui is not None and (path == UI_PATH or path.startswith(f"{UI_PATH}/")):
+            return iter(self.ui(environ, start_response))
         request = Request(environ)
         request.max_content_length = MAX_PAYLOAD_BYTES
         started = time.perf_counter()

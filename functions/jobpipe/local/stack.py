@@ -137,7 +137,8 @@ class LocalStack:
             self._set_env({**resources.environment(), ENV_LOCAL_PRINCIPAL: LOCAL_PRINCIPAL})
             self._reset_wiring()
 
-            self._server = make_server(self.host, self.port, Gateway(local_config=self._local))
+            gateway = Gateway(local_config=self._local, ui=self._dashboard(resources))
+            self._server = make_server(self.host, self.port, gateway)
             self.port = self._server.server_port
             self._config = LocalConfig(
                 api_url=f"http://{self.host}:{self.port}",
@@ -218,6 +219,27 @@ class LocalStack:
 
     def _local(self) -> dict[str, Any]:
         return self.config.to_dict()
+
+    def _dashboard(self, resources: Any) -> Any:
+        """The operator's dashboard over this stack's table and queues."""
+        from jobpipe.adapters.dynamodb import DynamoDBJobStore
+        from jobpipe.ops.dashboard.app import Dashboard
+        from jobpipe.ops.dlq import DeadLetterQueue
+
+        store = DynamoDBJobStore(resources.table_name)
+
+        def dead_letters() -> DeadLetterQueue:
+            import boto3
+
+            return DeadLetterQueue.on_sqs(
+                boto3.client("sqs"),
+                store,
+                dlq_url=resources.dlq_url,
+                queue_url=resources.queue_url,
+                wait_seconds=0,
+            )
+
+        return Dashboard(store, dead_letters, stack_name=f"local ({self.prefix})")
 
     def _point_aws_at(self, endpoint: str) -> None:
         for name in _CLEARED:

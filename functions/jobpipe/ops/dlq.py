@@ -238,16 +238,21 @@ class DeadLetterQueue:
     # --- list ------------------------------------------------------------------------------------
 
     def list_messages(
-        self, where: ReplayFilter | None = None, limit: int | None = None
+        self,
+        where: ReplayFilter | None = None,
+        limit: int | None = None,
+        *,
+        look_at: int | None = None,
     ) -> list[DeadLetter]:
-        """The messages in the DLQ, oldest first. Reading hides them briefly; they are made
-        visible again before this returns."""
+        """The messages in the DLQ, oldest first (of the first `look_at` received, when given).
+        Reading hides them briefly; they are made visible again before this returns."""
         where = where or ReplayFilter()
         now = self._clock()
         received: list[DeadLetter] = []
         try:
             for _letter in self._receive_all(received):
-                pass
+                if look_at is not None and len(received) >= look_at:
+                    break
         finally:
             self._release(received)
         letters = [letter for letter in received if where.matches(letter, now)]
@@ -263,8 +268,10 @@ class DeadLetterQueue:
         limit: int | None = None,
         rate: float | None = None,
         dry_run: bool = False,
+        look_at: int | None = None,
     ) -> ReplayReport:
-        """Replay the matching messages one by one (receive, reset the job, send, delete)."""
+        """Replay the matching messages one by one (receive, reset the job, send, delete), of
+        the first `look_at` received when given."""
         where = where or ReplayFilter()
         report = ReplayReport(dry_run=dry_run, method="receive")
         now = self._clock()
@@ -274,6 +281,8 @@ class DeadLetterQueue:
         try:
             for letter in self._receive_all(received):
                 if limit is not None and len(report.outcomes) >= limit:
+                    break
+                if look_at is not None and len(received) > look_at:
                     break
                 if not where.matches(letter, now):
                     continue

@@ -49,6 +49,7 @@ from jobpipe.errors import (
     InvalidWorkflowError,
     JobFinishedError,
     ParamsTooLargeError,
+    QueueError,
     ServiceUnavailableError,
     StoreError,
     UnknownJobTypeError,
@@ -231,9 +232,11 @@ class WorkflowService:
         if workflow.spec is None:
             return []
         members = self._members(workflow)
-        self._store.create_many(members)
+        self._store.create_missing(members)
         first = [job.message().to_body() for job in members if job.status is JobStatus.PENDING]
-        self._queue.send_many(first)
+        unsent = self._queue.send_many(first)
+        if unsent:
+            raise QueueError(f"SQS could not take {len(unsent)} of the first steps' messages")
         # Refused when another request (or the reaper) finished it meanwhile.
         with contextlib.suppress(IllegalTransitionError):
             self._store.apply_workflow(WORKFLOW_CREATED, workflow.workflow_id)
