@@ -70,13 +70,16 @@ class Api:
         # moto counts a table's items live (AWS refreshes ItemCount every few hours); a Scan
         # per request would grow with every accepted job.
         table = boto3.client("dynamodb").describe_table(TableName=config.table_name)["Table"]
+        # Visible and delayed together: an accepted delayed job's message becomes visible while
+        # a later request is checked.
         attributes = boto3.client("sqs").get_queue_attributes(
-            QueueUrl=config.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+            QueueUrl=config.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
         )["Attributes"]
         schedules = boto3.client("scheduler").list_schedules(GroupName=config.schedule_group)
         return (
             int(table["ItemCount"]),
-            int(attributes["ApproximateNumberOfMessages"]),
+            sum(int(count) for count in attributes.values()),
             len(schedules["Schedules"]),
         )
 
