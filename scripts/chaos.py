@@ -1223,7 +1223,9 @@ def _run(
         from jobpipe.errors import ServiceUnavailableError
         from jobpipe.submit.service import SubmitRequest
 
-        request = SubmitRequest(LOCAL_PRINCIPAL, plan.type, plan.params, key)
+        request = SubmitRequest(
+            LOCAL_PRINCIPAL, plan.type, plan.params, key, delay_seconds=plan.delay_seconds
+        )
         for _ in range(7):
             try:
                 twins[plan.seq] = wiring.submit_service().submit(request).job.job_id
