@@ -147,3 +147,17 @@ def test_a_scheduled_job_is_polled_again_around_its_time(parts: Parts) -> None:
     status = StatusService(parts.store, clock=lambda: NOW)
     assert status.retry_after(status.get("alice", soon)) == 8
     assert status.retry_after(status.get("alice", later)) == MAX_RETRY_AFTER_SECONDS
+
+
+def test_the_same_delay_as_an_integer_or_a_float_is_the_same_request() -> None:
+    # Given a delayed job submitted with a key and an integer delay (as a Python caller may)
+    from jobpipe.adapters.memory import InMemoryJobQueue, InMemoryJobStore
+    from jobpipe.domain.registry import load_job_types
+    from jobpipe.submit.service import SubmitRequest, SubmitService
+
+    service = SubmitService(InMemoryJobStore(), InMemoryJobQueue(), load_job_types())
+    first = service.submit(SubmitRequest("alice", "echo", {}, "k", delay_seconds=90))
+    # When the same request comes again with the delay as JSON parses it (a float)
+    again = service.submit(SubmitRequest("alice", "echo", {}, "k", delay_seconds=90.0))
+    # Then it is the same job, not a 409
+    assert again.job.job_id == first.job.job_id and not again.created

@@ -56,7 +56,8 @@ class SubmitRequest:
     def timing(self) -> dict[str, Any]:
         """The delay as the request gave it (part of what an Idempotency-Key stands for)."""
         if self.delay_seconds is not None:
-            return {"delay_seconds": self.delay_seconds}
+            # As a float whoever sent it: 90 and 90.0 are the same request.
+            return {"delay_seconds": float(self.delay_seconds)}
         if self.run_at is not None:
             when = self.run_at
             return {"run_at": when if isinstance(when, str) else when.isoformat()}
