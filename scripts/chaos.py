@@ -1492,8 +1492,11 @@ def _run(
             problems.append(f"{job_id}: started {job.run_at - job.started_at} ms before its time")
         if job_id in replayed and succeeded:
             recovered += 1
-    # A job whose submit answered an error must not run: its caller sends it again.
-    for job_id in sorted(set(runs) - set(by_id) - set(twins.values())):
+    # A job whose submit answered an error must not run: its caller sends it again. (A
+    # workflow's steps are checked with their workflow: a retry with the same key finishes the
+    # creation a 503 cut short, so they run.)
+    steps_of_flows = {job_id for members in flow_members.values() for job_id in members}
+    for job_id in sorted(set(runs) - set(by_id) - set(twins.values()) - steps_of_flows):
         duplicate_effects += 1
         problems.append(f"{job_id}: ran, but its submit was answered with an error")
     for seq, twin_id in twins.items():
