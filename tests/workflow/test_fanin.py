@@ -354,3 +354,34 @@ def test_a_workflow_of_the_most_steps_allowed_is_written_whole_and_queued(
     assert len(pipeline.store.records) == limit
     assert len(pipeline.queue.messages) == limit
     assert pipeline.state(workflow_id).workflow.members == limit
+
+
+def test_first_steps_whose_messages_were_lost_are_queued_by_the_reaper() -> None:
+    # Given a queue that takes none of a new workflow's first messages
+    class Refusing(InMemoryJobQueue):
+        refuse = True
+
+        def send_many(self, bodies: list[str]) -> set[int]:
+            return set(range(len(bodies))) if self.refuse else super().send_many(bodies)
+
+    pipeline = Pipeline()
+    pipeline.queue = queue = Refusing()
+    pipeline.service = WorkflowService(pipeline.store, queue, pipeline.registry)
+    pipeline.followups = FollowUps(pipeline.store, queue, finish_workflow=pipeline.service.finish)
+    # When it is submitted
+    workflow_id = pipeline.submit(group(add(1), add(2)))
+    # Then the creation is done (nothing for a retry to send again) and nothing is queued yet
+    assert pipeline.state(workflow_id).workflow.spec is None and queue.messages == []
+    # And once the pending grace has passed, the reaper queues both, and the workflow runs
+    queue.refuse = False
+    later = time.time() + 3600
+    Reaper(
+        pipeline.store,
+        queue,
+        pipeline.registry,
+        policy=POLICY,
+        followups=pipeline.followups,
+        clock=lambda: later,
+    ).run()
+    pipeline.run()
+    assert pipeline.state(workflow_id).result() == ([1.0, 2.0], None)

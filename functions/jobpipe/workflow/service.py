@@ -49,7 +49,6 @@ from jobpipe.errors import (
     InvalidWorkflowError,
     JobFinishedError,
     ParamsTooLargeError,
-    QueueError,
     ServiceUnavailableError,
     StoreError,
     UnknownJobTypeError,
@@ -236,7 +235,14 @@ class WorkflowService:
         first = [job.message().to_body() for job in members if job.status is JobStatus.PENDING]
         unsent = self._queue.send_many(first)
         if unsent:
-            raise QueueError(f"SQS could not take {len(unsent)} of the first steps' messages")
+            # The steps are written `pending`, so the reaper's pending index holds them: one whose
+            # message is lost is queued by the reaper, as any job's is. Failing the whole
+            # creation for it would make its retry send every message again.
+            logger.warning(
+                "some first steps' messages were not sent; the reaper queues them",
+                workflow_id=workflow.workflow_id,
+                unsent=len(unsent),
+            )
         # Refused when another request (or the reaper) finished it meanwhile.
         with contextlib.suppress(IllegalTransitionError):
             self._store.apply_workflow(WORKFLOW_CREATED, workflow.workflow_id)
