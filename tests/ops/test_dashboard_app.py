@@ -3,6 +3,7 @@ answers only on loopback and only to its own forms, and it shows what jobs hold 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from werkzeug.test import Client
@@ -96,3 +97,38 @@ def test_an_aws_error_is_a_page_that_names_its_code_not_a_traceback() -> None:
     page = answer.get_data(True)
     assert answer.status_code == 500
     assert "AWS answered AccessDenied" in page and "Traceback" not in page
+
+
+def test_a_workflow_step_links_to_its_workflow_shown_as_a_tree() -> None:
+    # Given a chain of two whose first step failed (on the fakes)
+    from jobpipe.adapters.memory import InMemoryJobQueue
+    from jobpipe.domain.registry import load_job_types
+    from jobpipe.domain.states import FAIL, START
+    from jobpipe.followups import FollowUps
+    from jobpipe.workflow.service import WorkflowRequest, WorkflowService
+
+    store, queue = InMemoryJobStore(), InMemoryJobQueue()
+    service = WorkflowService(store, queue, load_job_types())
+    tree = {"chain": [{"type": "fail", "params": {"message": "<b>bad</b>"}}, {"type": "echo"}]}
+    state = service.submit(WorkflowRequest(owner="bob", tree=tree))
+    first = state.members[0]
+    assert first is not None
+    now = int(time.time() * 1000)
+    running = store.apply(
+        START, first.job_id, payload_hash=first.payload_hash, lease=now + 60_000, now=now, due=now
+    )
+    error = [{"type": "PermanentJobError", "message": "<b>bad</b>", "attempt": 1, "at": now}]
+    failed = store.apply(
+        FAIL, running, attempt=1, errors=error, dead_lettered=False, progress=None, now=now
+    )
+    FollowUps(store, queue).job_ended(failed)
+    browser = Client(dashboard(store))
+    # When the failed step's page and then its workflow's are opened
+    job_page = browser.get(f"/ui/jobs/{first.job_id}", headers=LOCAL).get_data(True)
+    workflow_id = state.workflow.workflow_id
+    assert f"/ui/workflows/{workflow_id}" in job_page
+    page = browser.get(f"/ui/workflows/{workflow_id}", headers=LOCAL).get_data(True)
+    # Then the tree shows each step's status and job, the cause is named, and markup is text
+    assert "chain[0]" in page and "chain[1]" in page and "cancelled" in page
+    assert "&lt;b&gt;bad&lt;/b&gt;" in page and "<b>bad</b>" not in page
+    assert browser.get("/ui/workflows/01ARZ3NDEKTSV4RRFFQ69G5FAV", headers=LOCAL).status_code == 404

@@ -39,6 +39,7 @@ from jobpipe.topology import TOPOLOGY
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
+    from jobpipe.domain.workflow import NodeView
     from jobpipe.ops.dlq import DeadLetterQueue
 
 _log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ PAGE_JOBS = 50
 DLQ_LOOKED_AT = 500
 LIVE_EVERY_MS = 3000
 _JOB_PATH = re.compile(rf"/jobs/(?P<id>{JOB_ID_PATTERN.strip('^$')})(?P<action>/cancel)?")
+_WORKFLOW_PATH = re.compile(rf"/workflows/(?P<id>{JOB_ID_PATTERN.strip('^$')})")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
@@ -137,7 +139,8 @@ class Dashboard:
         except JobError as error:
             return self._layout("Unavailable", f"<p class='flash'>{_e(str(error))}</p>", status=503)
         except Exception as error:  # noqa: BLE001  (AWS errors reading the queues: say which)
-            code = getattr(error, "response", {}).get("Error", {}).get("Code")
+            # A timeout or a connection error has no response (or a `response` of None).
+            code = (getattr(error, "response", None) or {}).get("Error", {}).get("Code")
             _log.exception("dashboard page failed")
             message = f"AWS answered {code}: check your credentials" if code else "see the log"
             return self._layout("Error", f"<p class='flash'>{_e(message)}</p>", status=500)
@@ -154,6 +157,9 @@ class Dashboard:
             return self._cancel(found["id"].upper())
         if found and not found["action"] and request.method == "GET":
             return self._job_page(found["id"].upper(), request)
+        flow = _WORKFLOW_PATH.fullmatch(request.path)
+        if flow and request.method == "GET":
+            return self._workflow_page(flow["id"].upper())
         for section in self.sections:
             if request.path.rstrip("/") == section.path.rstrip("/"):
                 return section.render(self, request)
@@ -257,7 +263,7 @@ class Dashboard:
 {f"<p class='flash' id='flash'>{_e(flash)}</p>" if flash else ""}
 {cancel}
 <dl>
-<dt>Type</dt><dd id="job-type">{_e(job.type)}</dd>
+<dt>Type</dt><dd id="job-type">{_e(job.type)}</dd>{self._workflow_link(job)}
 <dt>Owner</dt><dd id="job-owner">{_e(job.owner)}</dd>
 <dt>State</dt><dd id="job-status">{_e(job.status.value)}{asked}</dd>
 <dt>Attempts</dt><dd>{job.attempts} of {job.max_attempts}</dd>
@@ -273,6 +279,61 @@ times</dd>
 {"".join(sections)}
 """
         return self._layout(f"Job {job.job_id}", body)
+
+    def _workflow_link(self, job: Job) -> str:
+        if job.step is None:
+            return ""
+        href = f"{self.prefix}/workflows/{_e(job.step.workflow_id)}"
+        return (
+            f'<dt>Workflow</dt><dd><a id="job-workflow" href="{href}">'
+            f"{_e(job.step.workflow_id)}</a> at <code>{_e(job.step.path)}</code></dd>"
+        )
+
+    def _workflow_page(self, workflow_id: str) -> Page:
+        """A workflow as a tree: each node's status, each step's job."""
+        from jobpipe.domain.workflow import view
+
+        workflow = self.store.get_workflow(workflow_id)
+        if workflow is None:
+            return self._layout("Not found", f"<p>No workflow {_e(workflow_id)}.</p>", status=404)
+        ids = workflow.member_ids()
+        found = self.store.get_many(ids)
+        tree = view(workflow.shape, [found.get(job_id) for job_id in ids])
+        error = ""
+        if workflow.error is not None and workflow.status.value != "succeeded":
+            cause = workflow.error
+            error = (
+                f"<p class='flash' id='workflow-error'>{_e(cause.type)}: {_e(cause.message)} "
+                f"(step <code>{_e(cause.path)}</code>, {_job_link(self.prefix, cause.job_id)})</p>"
+            )
+        state = (
+            f'<span class="status status-{_e(workflow.status.value)}">'
+            f"{_e(workflow.status.value)}</span>"
+        )
+        body = f"""
+<h1>Workflow <code id="workflow-id">{_e(workflow.workflow_id)}</code> {state}</h1>
+{error}
+<dl>
+<dt>Owner</dt><dd>{_e(workflow.owner)}</dd>
+<dt>Steps</dt><dd>{workflow.members}</dd>
+<dt>Created</dt><dd>{_when(workflow.created_at)}</dd>
+<dt>Completed</dt><dd>{_when(workflow.completed_at)}</dd>
+</dl>
+<ul class="tree" id="workflow-tree">{self._node(tree)}</ul>
+"""
+        return self._layout(f"Workflow {workflow.workflow_id}", body)
+
+    def _node(self, node: NodeView) -> str:
+        status = f'<span class="status status-{_e(node.status)}">{_e(node.status)}</span>'
+        if node.kind == "step":
+            job = node.job
+            what = f"{_e(job.type)} {_job_link(self.prefix, job.job_id)}" if job else "(gone)"
+            return f"<li><code>{_e(node.path)}</code> {what} {status}</li>"
+        inner = "".join(self._node(child) for child in node.children)
+        if node.body is not None:
+            inner = f"<li>header<ul>{inner}</ul></li><li>body<ul>{self._node(node.body)}</ul></li>"
+        go_on = " (continue on failure)" if node.continue_on_failure else ""
+        return f"<li>{_e(node.kind)}{go_on} {status}<ul>{inner}</ul></li>"
 
     def _cancel(self, job_id: str) -> Page:
         from jobpipe.cancel.service import CancelService
