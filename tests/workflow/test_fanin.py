@@ -385,3 +385,18 @@ def test_first_steps_whose_messages_were_lost_are_queued_by_the_reaper() -> None
     ).run()
     pipeline.run()
     assert pipeline.state(workflow_id).result() == ([1.0, 2.0], None)
+
+
+def test_a_retry_after_a_creation_cut_short_writes_only_the_missing_steps() -> None:
+    # Given a workflow of ten steps of which half were written before the store failed
+    pipeline = Pipeline(store := FailingCreates())
+    tree = group(*[add(i) for i in range(10)])
+    with pytest.raises(Exception, match="unavailable"):
+        pipeline.submit(tree, key="k2")
+    store.fail = False
+    # When the caller retries with the same key
+    workflow_id = pipeline.submit(tree, key="k2")
+    # Then each step was written once: the retry wrote the five missing ones and none that
+    # existed (so a retry through throttling converges instead of failing again)
+    ids = pipeline.state(workflow_id).workflow.member_ids()
+    assert [store.writes_to.get(job_id) for job_id in ids] == [1] * 10

@@ -172,7 +172,7 @@ class WorkflowService:
                 if existing.spec is not None:
                     self.finish(existing)
                 return self._state(existing)
-            members = self.finish(workflow)
+            members = self.finish(workflow, fresh=True)
         except StoreError as error:
             raise ServiceUnavailableError("the job store is unavailable; retry") from error
         logger.info("workflow submitted", workflow_id=workflow_id, members=len(members))
@@ -225,13 +225,22 @@ class WorkflowService:
                 raise InvalidRequestError(str(error), real) from None
         return raw
 
-    def finish(self, workflow: Workflow) -> list[Job]:
-        """Write every member that does not exist yet, queue the first steps, and clear the
-        workflow's mark. Idempotent; the reaper calls it for a creation that was cut off."""
+    def finish(self, workflow: Workflow, *, fresh: bool = False) -> list[Job]:
+        """Write every member that does not exist yet, queue the first steps still pending, and
+        clear the workflow's mark. Idempotent; a retry with the same key and the reaper call it
+        for a creation that was cut off. Unless the workflow is `fresh`, the members that exist
+        are read first and only the missing ones written: a retry after a failure part-way
+        writes what is left, not every member again."""
         if workflow.spec is None:
             return []
         members = self._members(workflow)
-        self._store.create_missing(members)
+        if not fresh:
+            existing = self._store.get_many([job.job_id for job in members])
+            missing = [job for job in members if job.job_id not in existing]
+            self._store.create_missing(missing)
+            members = [existing.get(job.job_id, job) for job in members]
+        else:
+            self._store.create_missing(members)
         first = [job.message().to_body() for job in members if job.status is JobStatus.PENDING]
         unsent = self._queue.send_many(first)
         if unsent:
