@@ -21,7 +21,7 @@ define node_note
 $(firstword $(NODE_SUPPORTED)) and $(lastword $(NODE_SUPPORTED))" >&2 ;; esac
 endef
 
-.PHONY: help venv test lint fmt local synth deploy bench chaos fuzz clean
+.PHONY: help venv test lint fmt local synth deploy bench chaos chord fuzz clean
 
 help: ## Show the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -69,8 +69,11 @@ deploy: venv node_modules/.installed ## Deploy the stack with the AWS credential
 bench: venv ## Measure calls, cost, imports, worker overhead and local throughput (.bench/results.json)
 	$(PY) scripts/bench.py $(BENCH_ARGS)
 
-chaos: venv ## Drive 1,000 jobs through the local pipeline under nine kinds of fault, then check
+chaos: venv ## Drive 1,000 jobs and workflows through the local pipeline under every kind of fault, then check
 	$(PY) scripts/chaos.py $(CHAOS_ARGS)
+
+chord: venv ## One chord of 1,000 steps through the local stack; its body must run once with every result
+	$(PY) scripts/chord.py $(CHORD_ARGS)
 
 fuzz: venv ## Property-based requests against the local stack (10,000; the suite runs 300)
 	JOBPIPE_FUZZ_EXAMPLES=$${JOBPIPE_FUZZ_EXAMPLES:-10000} $(VENV)/bin/pytest tests/fuzz -q

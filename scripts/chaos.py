@@ -1023,7 +1023,7 @@ class Result:
 def run(
     jobs: int,
     *,
-    chord: int = 1000,
+    chord: int = 100,
     seed: int = 7,
     workers: int = 2,
     function_timeout: int = 6,
@@ -1577,7 +1577,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument(
-        "--chord", type=int, default=1000, help="header steps of the run's largest chord"
+        "--chord", type=int, default=100, help="header steps of the run's largest chord"
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
