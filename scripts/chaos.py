@@ -38,7 +38,7 @@ for a seed:
                   answers 503 and is sent again)
 
 Workflows run beside the jobs, their steps carrying the same faults: chains, groups, chords, one
-chain with a step that always fails, and one chord whose header has `--chord` steps (1,000 by
+chain with a step that always fails, and one chord whose header has `--chord` steps (100 by
 default). Each must end as its steps did: a chain's steps ran in order, each receiving its
 predecessor's result; a chord's body ran once, with every header result; a failed step's
 followers never ran; no workflow is left running.

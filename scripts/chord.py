@@ -39,7 +39,7 @@ def run(steps: int, workers: int, timeout: float) -> bool:
         client = JobsClient(stack.api_url, timeout=120)
         header = [step("add", {"value": i}) for i in range(steps)]
         flow = client.submit_workflow(
-            chord(header, step("add")), idempotency_key=f"chord-{steps}", retries=10
+            chord(header, step("add")), idempotency_key=f"chord-{steps}", retries=60
         )
         done = client.wait_workflow(flow.workflow_id, timeout=timeout, max_interval=5)
         body = done.tree.body
