@@ -98,3 +98,11 @@ def reset() -> None:
     sqs.cache_clear()
     cloudwatch.cache_clear()
     scheduler.cache_clear()
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore error (`ThrottlingException`), or None for one that
+    carries no answer: a timeout or a connection error has no `response`, or one of None."""
+    response = getattr(exc, "response", None) or {}
+    code = response.get("Error", {}).get("Code")
+    return str(code) if code else None

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
+from jobpipe.adapters.clients import error_code
 from jobpipe.adapters.listing import page_from_entries
 from jobpipe.domain.expressions import (
     Add,
@@ -708,7 +709,5 @@ class DynamoDBJobStore(JobStore):
 
 
 def _store_error(operation: str, exc: Exception) -> StoreError:
-    # A timeout or a connection error has no response (or a `response` of None).
-    response = getattr(exc, "response", None) or {}
-    code = response.get("Error", {}).get("Code", type(exc).__name__)
+    code = error_code(exc) or type(exc).__name__
     return StoreError(f"DynamoDB {operation} failed: {code}")

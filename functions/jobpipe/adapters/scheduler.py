@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from jobpipe.adapters.clients import error_code
 from jobpipe.domain.schedule import at_expression, one_time_name
 from jobpipe.errors import SchedulerError
 from jobpipe.ports import OneTimeSchedule
@@ -102,5 +103,5 @@ class EventBridgeScheduler:
 
 
 def _scheduler_error(operation: str, exc: Exception) -> SchedulerError:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+    code = error_code(exc) or type(exc).__name__
     return SchedulerError(f"EventBridge Scheduler {operation} failed: {code}")

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from jobpipe.adapters.clients import error_code
 from jobpipe.domain.retry import MAX_VISIBILITY_SECONDS
 from jobpipe.errors import QueueError
 from jobpipe.ports import ReceivedLetter
@@ -197,9 +198,7 @@ def _send_batches(bodies: list[str]) -> list[list[int]]:
 
 
 def _queue_error(operation: str, exc: Exception) -> QueueError:
-    # A timeout or a connection error has no response (or a `response` of None).
-    response = getattr(exc, "response", None) or {}
-    code = response.get("Error", {}).get("Code", type(exc).__name__)
+    code = error_code(exc) or type(exc).__name__
     return QueueError(f"SQS {operation} failed: {code}")
 
 

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from jobpipe.adapters.clients import error_code
 from jobpipe.domain.job import JOB_ID_PATTERN, Job
 from jobpipe.domain.states import JobStatus
 from jobpipe.errors import JobError, JobFinishedError, JobNotFoundError
@@ -139,8 +140,7 @@ class Dashboard:
         except JobError as error:
             return self._layout("Unavailable", f"<p class='flash'>{_e(str(error))}</p>", status=503)
         except Exception as error:  # noqa: BLE001  (AWS errors reading the queues: say which)
-            # A timeout or a connection error has no response (or a `response` of None).
-            code = (getattr(error, "response", None) or {}).get("Error", {}).get("Code")
+            code = error_code(error)
             _log.exception("dashboard page failed")
             message = f"AWS answered {code}: check your credentials" if code else "see the log"
             return self._layout("Error", f"<p class='flash'>{_e(message)}</p>", status=500)
